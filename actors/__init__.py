@@ -1,0 +1,1 @@
+"""Rollout workers (plain Python) and the one Ray-aware pool."""

@@ -1,0 +1,94 @@
+"""The record that actors hand to the learner: one rollout of ``envs_per_actor`` environments.
+
+Time-major numpy arrays of length ``T + 1`` (the TorchBeast / scalable_agent layout):
+index 0 repeats the last step of the previous rollout of the same environments, so
+the learner can compute the behaviour of step 0 and bootstrap from step ``T``.
+
+Per step ``t`` (``B = envs_per_actor``):
+    obs[t], prev_action[t], prev_reward[t], is_first[t]   the agent's inputs at step t
+    action[t], behaviour_logits[t]                         what the actor did at step t
+    reward[t], terminated[t], truncated[t]                 what followed action[t]
+
+``is_first[t]`` marks the first observation of an episode (the core is reset before
+step t). ``terminated`` means the value after the step is zero; a time-limit
+``truncated`` step has already had ``discount * V(final_obs)`` added to its reward
+by the actor, and is then treated as terminal by the learner (DESIGN.md).
+``initial_state`` is the core state *before* index 0, one array per state tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EpisodeStats:
+    """A finished episode, as the actor saw it (undiscounted, unclipped reward)."""
+
+    episode_return: float
+    episode_length: int
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    obs: np.ndarray  # [T+1, B, *obs_shape]
+    prev_action: np.ndarray  # [T+1, B, *action_shape]
+    prev_reward: np.ndarray  # [T+1, B] float32
+    is_first: np.ndarray  # [T+1, B] bool
+    action: np.ndarray  # [T+1, B, *action_shape] int64 (discrete actions)
+    behaviour_logits: np.ndarray  # [T+1, B, num_logits] float32
+    reward: np.ndarray  # [T+1, B] float32
+    terminated: np.ndarray  # [T+1, B] bool
+    truncated: np.ndarray  # [T+1, B] bool
+    initial_state: tuple[np.ndarray, ...]  # each [B, ...]
+    actor_id: int = 0
+    policy_version: int = 0
+    episodes: tuple[EpisodeStats, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        validate_trajectory(self)
+
+    @property
+    def unroll_length(self) -> int:
+        return self.reward.shape[0] - 1
+
+    @property
+    def batch_size(self) -> int:
+        return self.reward.shape[1]
+
+    @property
+    def num_steps(self) -> int:
+        """New environment steps in this rollout (index 0 is a repeat)."""
+        return self.unroll_length * self.batch_size
+
+
+_STEP_DTYPES = {
+    "prev_reward": np.float32,
+    "is_first": np.bool_,
+    "reward": np.float32,
+    "terminated": np.bool_,
+    "truncated": np.bool_,
+    "behaviour_logits": np.float32,
+}
+
+
+def validate_trajectory(traj: Trajectory) -> None:
+    """Check shapes and dtypes once, where the record is built; raise ``ValueError``."""
+    time_batch = traj.reward.shape[:2]
+    if traj.reward.ndim != 2 or time_batch[0] < 2:
+        raise ValueError(f"Trajectory.reward must be [T+1, B] with T >= 1, got shape {traj.reward.shape}")
+    for name in ("obs", "prev_action", "prev_reward", "is_first", "action", "behaviour_logits", "terminated", "truncated"):
+        shape = getattr(traj, name).shape
+        if shape[:2] != time_batch:
+            raise ValueError(f"Trajectory.{name} has leading shape {shape[:2]}, expected [T+1, B] = {time_batch}")
+    for name, dtype in _STEP_DTYPES.items():
+        actual = getattr(traj, name).dtype
+        if actual != dtype:
+            raise ValueError(f"Trajectory.{name} has dtype {actual}, expected {np.dtype(dtype)}")
+    if traj.action.shape != traj.prev_action.shape:
+        raise ValueError(f"Trajectory.action {traj.action.shape} and prev_action {traj.prev_action.shape} differ")
+    for i, state in enumerate(traj.initial_state):
+        if state.shape[0] != time_batch[1]:
+            raise ValueError(f"Trajectory.initial_state[{i}] has batch {state.shape[0]}, expected {time_batch[1]}")
