@@ -1,0 +1,55 @@
+"""Metric names, defined once (DESIGN.md, "Metric names"): the learner, the loop and the logger share them.
+
+Namespaces follow CleanRL: ``charts/`` what a user watches, ``losses/`` the loss terms,
+``vtrace/`` off-policy diagnostics, ``optim/`` the optimiser, ``perf/`` throughput,
+``actors/`` the rollout side, ``gates/`` the memory cells' gate statistics.
+"""
+
+from __future__ import annotations
+
+EPISODE_RETURN = "charts/episode_return"
+EPISODE_LENGTH = "charts/episode_length"
+
+LOSS_TOTAL = "losses/total"
+LOSS_PG = "losses/pg"
+LOSS_BASELINE = "losses/baseline"  # baseline_cost * 0.5 * sum (vs - V)^2
+LOSS_ENTROPY = "losses/entropy"  # entropy_cost * (- sum entropy); the three weighted terms add up to the total
+
+POLICY_ENTROPY = "policy/entropy"  # mean entropy of the learner's policy per step
+
+OPTIM_GRAD_NORM = "optim/grad_norm"  # global norm before clipping
+OPTIM_LEARNING_RATE = "optim/learning_rate"
+OPTIM_SKIPPED_STEPS = "optim/skipped_steps"  # cumulative count of non-finite steps skipped
+
+VTRACE_RHO_MEAN = "vtrace/rho_mean"
+VTRACE_RHO_CLIP_FRAC = "vtrace/rho_clip_frac"  # fraction of rho_t above clip_rho_threshold
+VTRACE_VS_MEAN = "vtrace/vs_mean"
+VTRACE_ADVANTAGE_MEAN = "vtrace/advantage_mean"
+
+PERF_ENV_STEPS_PER_S = "perf/env_steps_per_s"
+PERF_LEARNER_MS = "perf/learner_ms"
+PERF_QUEUE_WAIT_MS = "perf/queue_wait_ms"
+
+ACTORS_POLICY_LAG = "actors/policy_lag"
+
+GATES_F = "gates/f"
+GATES_R = "gates/r"
+GATES_G = "gates/g"
+GATES_BINARY_FRAC = "gates/binary_frac"
+
+# What Learner.update returns, in this order.
+LEARNER_METRICS = (
+    LOSS_TOTAL,
+    LOSS_PG,
+    LOSS_BASELINE,
+    LOSS_ENTROPY,
+    POLICY_ENTROPY,
+    OPTIM_GRAD_NORM,
+    OPTIM_LEARNING_RATE,
+    VTRACE_RHO_MEAN,
+    VTRACE_RHO_CLIP_FRAC,
+    VTRACE_VS_MEAN,
+    VTRACE_ADVANTAGE_MEAN,
+    PERF_LEARNER_MS,
+    OPTIM_SKIPPED_STEPS,
+)
