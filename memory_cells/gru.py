@@ -1,0 +1,61 @@
+"""The GRU core with every gate variant of Gu et al. (2020).
+
+The GRU's update gate is the forget gate f of the variant (the UR-GRU gates it exactly like
+the UR-LSTM's f); the reset gate stays a plain sigmoid (PAPER.md section 4):
+
+    s_t = sigma(L_s(x_t, h_{t-1}))                                    (reset gate)
+    n_t = tanh(W_in x_t + b_in + s_t * (W_hn h_{t-1} + b_hn))         (candidate)
+    h_t = g_t * h_{t-1} + (1 - g_t) * n_t
+
+With ``gate=standard`` (or ``tied``, the same thing: a GRU's update is always tied) this is
+``torch.nn.GRUCell`` given the same weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from memory_cells.base import Gates, RecurrentCell, State, effective_forget, uniform_weight
+from memory_cells.bias import GateBias, slot_widths
+from memory_cells.spec import GateSpec
+
+
+class GatedGRUCell(RecurrentCell):
+    """A GRU cell whose update gate is the variant ``spec``'s effective forget gate.
+
+    Parameters: ``weight_ih [W, I]``, ``weight_hh [W, H]``, the per-slot input-side biases in
+    ``gate_bias`` and ``bias_hn [H]``, the candidate's recurrent bias that sits inside the
+    reset product. State: ``(h [B, H],)``.
+    """
+
+    def __init__(self, spec: GateSpec, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.spec, self.input_size, self.hidden_size = spec, input_size, hidden_size
+        widths = slot_widths(spec, hidden_size)
+        self.slots, self.widths = tuple(widths), tuple(widths.values())
+        self.weight_ih = uniform_weight(sum(self.widths), input_size, hidden_size)
+        self.weight_hh = uniform_weight(sum(self.widths), hidden_size, hidden_size)
+        self.gate_bias = GateBias(spec, widths)
+        self.bias_hn = nn.Parameter(torch.zeros(hidden_size))
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """``(h,)`` with h zeros ``[batch_size, H]``."""
+        return (torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.weight_hh.dtype),)
+
+    def project_inputs(self, x: Tensor) -> Tensor:
+        """``x W_ih^T + b``: ``[..., I] -> [..., W]``."""
+        return F.linear(x, self.weight_ih, self.gate_bias())
+
+    def recurrent_step(self, xp: Tensor, state: State, collect_gates: bool) -> tuple[Tensor, State, Gates]:
+        """One GRU step from ``xp [B, W]`` (see the module docstring for the equations)."""
+        (h,) = state
+        x_parts = dict(zip(self.slots, xp.split(self.widths, dim=1), strict=True))
+        h_parts = dict(zip(self.slots, (h @ self.weight_hh.t()).split(self.widths, dim=1), strict=True))
+        z = {k: x_parts[k] + h_parts[k] for k in self.slots if k != "u"}
+        reset = torch.sigmoid(z["reset"])
+        f, g, aux = effective_forget(self.spec, z["f"], z.get("r"), z.get("m"))
+        n = torch.tanh(torch.addcmul(x_parts["u"], reset, h_parts["u"] + self.bias_hn))
+        h = torch.lerp(n, h, g)  # g * h + (1 - g) * n
+        return h, (h,), ({"f": f, "g": g, **aux} if collect_gates else {})

@@ -1,0 +1,58 @@
+"""The LSTM core with every gate variant of Gu et al. (2020).
+
+Tied update (PAPER.md section 1), used by every variant except the classic LSTM:
+
+    c_t = g_t * c_{t-1} + (1 - g_t) * u_t,   u_t = tanh(L_u),   h_t = o_t * tanh(c_t),   o_t = sigma(L_o)
+
+The classic untied LSTM (``lstm/standard``, and chrono with ``untied=True``) uses
+``c_t = f_t * c_{t-1} + i_t * u_t`` with ``i_t = sigma(L_i)`` and equals ``torch.nn.LSTMCell``
+given the same weights (its two bias vectors summed into ours).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from memory_cells.base import Gates, RecurrentCell, State, effective_forget, uniform_weight
+from memory_cells.bias import GateBias, slot_widths
+from memory_cells.spec import GateSpec
+
+
+class GatedLSTMCell(RecurrentCell):
+    """An LSTM cell whose forget/input gating is the variant ``spec``.
+
+    Parameters: ``weight_ih [W, I]``, ``weight_hh [W, H]`` and the per-slot biases in
+    ``gate_bias`` (``bias_<slot>``), with ``W`` the sum of the slot widths (``4H`` for the
+    classic LSTM and for UR). State: ``(h [B, H], c [B, H])``.
+    """
+
+    def __init__(self, spec: GateSpec, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.spec, self.input_size, self.hidden_size = spec, input_size, hidden_size
+        widths = slot_widths(spec, hidden_size)
+        self.slots, self.widths = tuple(widths), tuple(widths.values())
+        self.weight_ih = uniform_weight(sum(self.widths), input_size, hidden_size)
+        self.weight_hh = uniform_weight(sum(self.widths), hidden_size, hidden_size)
+        self.gate_bias = GateBias(spec, widths)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """``(h, c)``, both zeros ``[batch_size, H]``."""
+        zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.weight_hh.dtype)
+        return zeros, zeros.clone()
+
+    def project_inputs(self, x: Tensor) -> Tensor:
+        """``x W_ih^T + b``: ``[..., I] -> [..., W]``."""
+        return F.linear(x, self.weight_ih, self.gate_bias())
+
+    def recurrent_step(self, xp: Tensor, state: State, collect_gates: bool) -> tuple[Tensor, State, Gates]:
+        """One LSTM step from ``xp [B, W]`` (see the module docstring for the equations)."""
+        h, c = state
+        z = dict(zip(self.slots, torch.addmm(xp, h, self.weight_hh.t()).split(self.widths, dim=1), strict=True))
+        f, g, aux = effective_forget(self.spec, z["f"], z.get("r"), z.get("m"))
+        u = torch.tanh(z["u"])
+        # Tied: lerp(u, c, g) = u + g * (c - u) = g * c + (1 - g) * u in one fused op.
+        c = g * c + torch.sigmoid(z["i"]) * u if self.spec.untied else torch.lerp(u, c, g)
+        h = torch.sigmoid(z["o"]) * torch.tanh(c)
+        return h, (h, c), ({"f": f, "g": g, **aux} if collect_gates else {})

@@ -1,0 +1,49 @@
+"""Run a cell over a time-major sequence, resetting the state at episode starts.
+
+This is the one loop that the actors (T = 1) and the learner (T = unroll length + 1) share.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from memory_cells.base import Gates, RecurrentCell, State
+
+
+def unroll(
+    cell: RecurrentCell,
+    x: Tensor,
+    is_first: Tensor,
+    state: State,
+    collect_gates: bool = False,
+) -> tuple[Tensor, State] | tuple[Tensor, State, Gates]:
+    """Run ``cell`` over ``T`` steps, resetting the state to zeros before every step where ``is_first``.
+
+    Args:
+        cell: a memory cell from ``make_cell``.
+        x: inputs ``[T, B, I]``.
+        is_first: ``[T, B]`` bool; true where step t starts a new episode, so the state carried
+            into step t is replaced by the cell's initial (zero) state for that batch entry.
+        state: the state before step 0, a tuple of ``[B, ...]`` tensors.
+        collect_gates: also return the gate activations of every step.
+    Returns:
+        ``(h [T, B, H], final_state)``, or with ``collect_gates`` ``(h, final_state, gates)``
+        where ``gates`` maps ``f``, ``g`` (and ``r``/``m``) to ``[T, B, H]``.
+    """
+    xp = cell.project_inputs(x)  # one matmul for the input half of all T steps
+    keep = (~is_first.bool()).to(xp.dtype).unsqueeze(-1)  # [T, B, 1]
+    # Which steps reset anything: one host transfer up front rather than a sync per step.
+    resets = is_first.bool().any(dim=1).tolist()
+    outputs, gate_steps = [], []
+    for t in range(x.shape[0]):
+        if resets[t]:
+            # The initial state is zeros, so a reset is a multiplication by the keep mask.
+            state = tuple(s * keep[t].view(-1, *([1] * (s.dim() - 1))) for s in state)
+        h, state, gates = cell.recurrent_step(xp[t], state, collect_gates)
+        outputs.append(h)
+        gate_steps.append(gates)
+    h = torch.stack(outputs)
+    if not collect_gates:
+        return h, state
+    return h, state, {k: torch.stack([g[k] for g in gate_steps]) for k in gate_steps[0]} if gate_steps else {}
