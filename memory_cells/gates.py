@@ -15,10 +15,11 @@ def refine_gate(f: Tensor, r: Tensor) -> Tensor:
     """The refine gate's effective forget gate (PAPER.md section 3, ``R``).
 
     ``g = r * (1 - (1 - f)^2) + (1 - r) * f^2``: r interpolates between the lower bound
-    ``f^2`` and the upper bound ``1 - (1 - f)^2`` of f. Computed in the equivalent form
-    ``f + f * (1 - f) * (2r - 1)`` (three elementwise products, no squares); g = f at r = 1/2.
+    ``f^2`` and the upper bound ``1 - (1 - f)^2`` of f; g = f at r = 1/2. Computed in the
+    equivalent form ``f * (f + 2r(1 - f))`` (= ``f^2 + 2 r f (1 - f)``): every term is
+    non-negative, so nothing cancels and g keeps full relative precision as f -> 0.
     """
-    return f + f * (1.0 - f) * (2.0 * r - 1.0)
+    return f * torch.addcmul(f, r, 1.0 - f, value=2.0)
 
 
 def master_gate(f: Tensor, m: Tensor) -> Tensor:
