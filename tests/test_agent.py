@@ -354,3 +354,17 @@ def test_distribution_matches_action_space() -> None:
     agent = make_agent(VECTOR, MULTI)
     assert agent.num_logits == 5 and agent.distribution.action_shape == (2,)
     assert repr(agent.distribution) == repr(make_distribution(MULTI))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_agent_takes_host_inputs_and_matches_cpu() -> None:
+    obs_space = gym.spaces.Dict({"image": IMAGE_SMALL, "goal": gym.spaces.Discrete(3)})
+    agent = make_agent(obs_space, MULTI, cell="lstm", gate="ur", num_layers=2)
+    data = inputs(obs_space, MULTI)
+    with torch.no_grad():
+        cpu, _ = agent(**data, state=agent.initial_state(B))
+        agent.cuda()
+        gpu, state = agent(**data, state=agent.initial_state(B, device="cuda"))
+    assert all(s.is_cuda for s in state)
+    torch.testing.assert_close(gpu.policy_logits.cpu(), cpu.policy_logits, atol=1e-4, rtol=1e-4)
