@@ -1,9 +1,9 @@
 """The run folder: ``runs/<name>/`` with the resolved config, events, checkpoints and a summary.
 
-    runs/<name>/config.yaml            the resolved config (what was really run)
-    runs/<name>/events.out.tfevents.*  TensorBoard (a new file per start or resume)
-    runs/<name>/checkpoints/ckpt-<env_steps>.pt
-    runs/<name>/summary.json           final figures, rewritten at every checkpoint
+runs/<name>/config.yaml            the resolved config (what was really run)
+runs/<name>/events.out.tfevents.*  TensorBoard (a new file per start or resume)
+runs/<name>/checkpoints/ckpt-<env_steps>.pt
+runs/<name>/summary.json           final figures, rewritten at every checkpoint
 """
 
 from __future__ import annotations

@@ -1,0 +1,229 @@
+"""The training loop: keep rollouts in flight, update, publish weights, log, checkpoint, stop.
+
+    trajectories = pool.next(batch_size)          # actors never wait: rollouts are queued ahead
+    metrics = learner.update(trajectories)        # one synchronous V-trace step
+    pool.publish_weights(learner.get_weights())   # one ray.put per version
+    log / print / checkpoint on their own clocks
+
+``train`` is the one place that sees the whole config: it builds each part from its own
+section and hands the parts to each other (DESIGN.md, "Contracts between folders").
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from actors.local_pool import LocalActorPool
+from actors.trajectory import EpisodeStats
+from agents import Agent
+from configs.loader import to_yaml
+from configs.schema import Config
+from envs import make_env
+from learner import metrics as m
+from learner.console import progress_line
+from learner.gate_stats import gate_summaries
+from learner.remote import LocalLearner, RemoteLearner
+from learner.run_dir import checkpoint_path, latest_checkpoint, prune_checkpoints, write_summary
+from learner.signals import StopOnSignal
+from learner.tensorboard import TensorBoardLogger
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS_KEPT = 3
+RETURN_WINDOW = 100  # episodes in the console's and the summary's mean return
+
+
+def updates_for(config: Config) -> int:
+    """Updates in the whole run: the linear learning-rate schedule reaches zero there."""
+    a = config.actors
+    steps_per_update = config.learner.batch_size * a.unroll_length * a.envs_per_actor
+    return max(1, -(-config.run.total_env_steps // steps_per_update))
+
+
+def probe_spaces(config: Config) -> tuple[gym.Space, gym.Space]:
+    env = make_env(config.env, seed=config.run.seed)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+@dataclass
+class Progress:
+    """What the loop tracks between updates (the learner keeps the authoritative counters)."""
+
+    env_steps: int
+    updates: int
+    start_time: float = field(default_factory=time.perf_counter)
+    start_steps: int = 0
+    returns: deque = field(default_factory=lambda: deque(maxlen=RETURN_WINDOW))
+    episodes: int = 0
+    last_print: tuple[float, int] = (0.0, 0)  # (time, env_steps) at the last console line
+    last_checkpoint: float = field(default_factory=time.perf_counter)
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+    def add_episodes(self, episodes: list[EpisodeStats]) -> None:
+        self.returns.extend(e.episode_return for e in episodes)
+        self.episodes += len(episodes)
+
+    def mean_return(self) -> float | None:
+        return sum(self.returns) / len(self.returns) if self.returns else None
+
+    def steps_per_s(self) -> float:
+        elapsed = time.perf_counter() - self.start_time
+        return (self.env_steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
+
+
+def make_pool(config: Config, agent_factory: Any) -> Any:
+    env_factory = functools.partial(make_env, config.env)
+    args = (env_factory, agent_factory, config.actors, config.learner.discount, config.run.seed)
+    if config.actors.backend == "local":
+        return LocalActorPool(*args)
+    from actors.pool import RayActorPool  # imports Ray; only when the run uses it
+
+    return RayActorPool(*args)
+
+
+def make_learner(config: Config, agent_factory: Any) -> LocalLearner | RemoteLearner:
+    if config.learner.num_gpus > 0 and config.actors.backend == "ray":
+        return RemoteLearner(agent_factory, config.learner, updates_for(config))
+    return LocalLearner(agent_factory, config.learner, updates_for(config))
+
+
+def next_batch(pool: Any, n: int, remote_learner: bool) -> tuple[list[Any], list[EpisodeStats]]:
+    """``n`` trajectories for the learner (references when it is a Ray actor) and their episodes."""
+    if remote_learner:
+        items = pool.next_refs(n)
+        return [item.ref for item in items], [e for item in items for e in item.info.episodes]
+    trajectories = pool.next_trajectories(n)
+    return trajectories, [e for traj in trajectories for e in traj.episodes]
+
+
+def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """Train until ``run.total_env_steps`` or a stop signal; return the summary written to the run folder."""
+    run_dir = Path(run_dir)
+    obs_space, action_space = probe_spaces(config)
+    agent_factory = functools.partial(Agent, obs_space, action_space, config.agent)
+    learner = make_learner(config, agent_factory)
+    if resume:
+        restore(learner, run_dir)
+    counters = learner.counters()
+    logger = TensorBoardLogger(run_dir, purge_step=counters.env_steps if resume else None)
+    if not resume:
+        logger.text("config", "```\n" + to_yaml(config) + "```")
+    progress = Progress(env_steps=counters.env_steps, updates=counters.updates, start_steps=counters.env_steps)
+    pool = make_pool(config, agent_factory)
+    log.info("learner on %s; %d actors x %d envs; run folder %s", learner.device(), config.actors.num_actors,
+             config.actors.envs_per_actor, run_dir)  # fmt: skip
+    try:
+        with StopOnSignal() as stop:
+            pool.publish_weights(*learner.get_weights())
+            while progress.env_steps < config.run.total_env_steps and not stop.requested:
+                train_once(config, pool, learner, logger, progress)
+                maybe_checkpoint(config, learner, run_dir, progress, pool)
+        save_checkpoint(learner, run_dir, progress, pool, stopped=stop.requested)
+    except BaseException:
+        # Whatever broke, the learner's state so far is not lost.
+        log.exception("training stopped by an error; saving the learner's state")
+        save_checkpoint(learner, run_dir, progress, pool, stopped=True)
+        raise
+    finally:
+        pool.close()
+        logger.close()
+    return summary(learner, progress, pool, stopped=stop.requested)
+
+
+def restore(learner: LocalLearner | RemoteLearner, run_dir: Path) -> None:
+    path = latest_checkpoint(run_dir)
+    if path is None:
+        raise FileNotFoundError(f"--resume {run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
+    learner.load_checkpoint(str(path))
+    log.info("resumed from %s", path)
+
+
+def train_once(config: Config, pool: Any, learner: Any, logger: Any, progress: Progress) -> None:
+    """One update: fetch a batch, step the learner, publish the weights, log."""
+    remote = isinstance(learner, RemoteLearner)
+    trajectories, episodes = next_batch(pool, config.learner.batch_size, remote)
+    collect_gates = (progress.updates + 1) % config.run.gate_stats_every_updates == 0
+    result = learner.update(trajectories, collect_gates)
+    pool.publish_weights(*learner.get_weights())
+    counters = learner.counters()
+    progress.env_steps, progress.updates = counters.env_steps, counters.updates
+    progress.add_episodes(episodes)
+    progress.last_metrics = result.metrics
+    log_update(logger, progress, result, episodes, pool)
+    maybe_print(config, progress)
+
+
+def log_update(logger: Any, progress: Progress, result: Any, episodes: list[EpisodeStats], pool: Any) -> None:
+    step = progress.env_steps
+    stats = pool.stats()
+    scalars = dict(result.metrics)
+    scalars[m.PERF_ENV_STEPS_PER_S] = progress.steps_per_s()
+    scalars[m.PERF_QUEUE_WAIT_MS] = 1000 * stats.queue_wait_s / max(progress.updates, 1)
+    scalars[m.ACTORS_POLICY_LAG] = stats.last_policy_lag
+    scalars["actors/restarts"] = stats.restarts
+    scalars["actors/dropped_stale"] = stats.dropped_stale
+    scalars["actors/env_errors"] = stats.env_errors
+    if episodes:
+        scalars[m.EPISODE_RETURN] = sum(e.episode_return for e in episodes) / len(episodes)
+        scalars[m.EPISODE_LENGTH] = sum(e.episode_length for e in episodes) / len(episodes)
+    logger.scalars(scalars, step)
+    if result.gates:
+        gate_scalars, histograms = gate_summaries(result.gates)
+        logger.scalars(gate_scalars, step)
+        logger.histograms(histograms, step)
+
+
+def maybe_print(config: Config, progress: Progress) -> None:
+    now = time.perf_counter()
+    last_time, last_steps = progress.last_print
+    if now - last_time < config.run.console_interval_s and progress.env_steps < config.run.total_env_steps:
+        return
+    rate = (progress.env_steps - last_steps) / (now - last_time) if last_time else progress.steps_per_s()
+    progress.last_print = (now, progress.env_steps)
+    line = progress_line(
+        progress.env_steps, config.run.total_env_steps, rate, progress.mean_return(), progress.episodes,
+        progress.updates,
+    )  # fmt: skip
+    print(line, flush=True)
+
+
+def maybe_checkpoint(config: Config, learner: Any, run_dir: Path, progress: Progress, pool: Any) -> None:
+    if time.perf_counter() - progress.last_checkpoint >= 60 * config.run.checkpoint_interval_min:
+        save_checkpoint(learner, run_dir, progress, pool, stopped=False)
+
+
+def save_checkpoint(learner: Any, run_dir: Path, progress: Progress, pool: Any, stopped: bool) -> None:
+    learner.save_checkpoint(str(checkpoint_path(run_dir, progress.env_steps)))
+    prune_checkpoints(run_dir, CHECKPOINTS_KEPT)
+    write_summary(run_dir, summary(learner, progress, pool, stopped))
+    progress.last_checkpoint = time.perf_counter()
+
+
+def summary(learner: Any, progress: Progress, pool: Any, stopped: bool) -> dict[str, Any]:
+    stats = pool.stats()
+    counters = learner.counters()
+    return {
+        "env_steps": counters.env_steps,
+        "updates": counters.updates,
+        "episodes": progress.episodes,
+        "mean_return": progress.mean_return(),
+        "return_window": len(progress.returns),
+        "env_steps_per_s": progress.steps_per_s(),
+        "wall_time_s": time.perf_counter() - progress.start_time,
+        "actor_restarts": stats.restarts,
+        "dropped_stale": stats.dropped_stale,
+        "env_errors": stats.env_errors,
+        "stopped_early": stopped,
+        "last_metrics": progress.last_metrics,
+    }
