@@ -118,7 +118,7 @@ def test_same_seed_same_episodes_other_seed_other_episodes(env_id: str) -> None:
         return out
 
     def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
-        return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=False))
 
     first = trace(3)
     assert same(first, trace(3))
