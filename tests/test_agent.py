@@ -25,6 +25,15 @@ MULTI = gym.spaces.MultiDiscrete([2, 3])
 CELL_GATES = [(c, g) for c in memory_cells.CELLS for g in memory_cells.GATES if c != "none" or g == "standard"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: intra-op threads only contend on a loaded machine, so run each test on one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_agent(
     obs_space: gym.Space = VECTOR,
     action_space: gym.Space = DISCRETE,
