@@ -19,7 +19,8 @@ def progress_line(
 ) -> str:
     """E.g. ``[ 12.3%] steps 61,440/500,000 | 2,315 steps/s | return 45.20 (37 ep) | updates 120 | ETA 3m09s``."""
     fraction = env_steps / max(total_env_steps, 1)
-    eta = (total_env_steps - env_steps) / steps_per_s if steps_per_s > 0 else math.inf
+    remaining = max(total_env_steps - env_steps, 0)
+    eta = remaining / steps_per_s if steps_per_s > 0 else (0.0 if remaining == 0 else math.inf)
     ret = "n/a" if mean_return is None else f"{mean_return:.2f}"
     return (
         f"[{100 * fraction:5.1f}%] steps {env_steps:,}/{total_env_steps:,} | {steps_per_s:,.0f} steps/s"

@@ -1,0 +1,130 @@
+"""Train (or evaluate) an IMPALA agent with a gated memory core.
+
+    python run_impala.py                                     # default preset, local Ray
+    python run_impala.py --config configs/passive_match.yaml agent.core.gate=ur env.kwargs.delay=100
+    python run_impala.py --address auto ...                  # join a running Ray cluster
+    python run_impala.py --resume runs/<name>                # continue from the newest checkpoint
+    python run_impala.py --eval runs/<name> --episodes 100   # greedy and sampled evaluation
+
+Every config or environment error is reported in one line before Ray starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from configs import Config, ConfigError, load_config, write_config
+from learner.run_dir import CONFIG_FILE, default_run_name, latest_checkpoint
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_PRESET = ROOT / "configs" / "default.yaml"
+# Not shipped to cluster nodes with the code: logs, checkpoints, caches.
+SHIP_EXCLUDES = ["runs/", ".git/", "benchmarks/out/", "**/__pycache__/", ".pytest_cache/", ".ruff_cache/"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. agent.core.gate=ur")
+    parser.add_argument("--config", type=Path, help=f"YAML preset (default: {DEFAULT_PRESET.relative_to(ROOT)})")
+    parser.add_argument("--address", help="Ray cluster to join ('auto', 'ray://host:10001'); default: start one here")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    parser.add_argument("--eval", type=Path, metavar="RUN_DIR", help="evaluate a run's newest checkpoint and exit")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes per evaluation mode (with --eval)")
+    parser.add_argument("--no-ship-code", action="store_true", help="cluster nodes already have this code")
+    return parser.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
+    """The validated config and its run folder; raises ``ConfigError`` / ``ValueError`` in one line."""
+    overrides = list(args.overrides)
+    if args.address is not None:
+        overrides.append(f"run.address={args.address}")
+    if args.resume is not None:
+        if args.config is not None:
+            raise ConfigError("--resume uses the run's own config.yaml; pass overrides instead of --config")
+        config = load_config(args.resume / CONFIG_FILE, overrides)
+        if latest_checkpoint(args.resume) is None:
+            raise ConfigError(f"--resume {args.resume}: no checkpoint in {args.resume / 'checkpoints'}")
+        return config, args.resume
+    config = load_config(args.config or DEFAULT_PRESET, overrides)
+    core = config.agent.core
+    name = config.run.name or default_run_name(config.env.id, core.cell, core.gate)
+    run_dir = Path(config.run.log_dir) / name
+    if (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"run folder {run_dir} already exists; use --resume {run_dir} or another run.name")
+    return config, run_dir
+
+
+def check_buildable(config: Config) -> None:
+    """Build one environment and the agent once, so that a bad env id, space or gate option fails now."""
+    from agents import Agent
+    from envs import validate_env_config
+    from learner.loop import probe_spaces
+
+    validate_env_config(config.env)
+    obs_space, action_space = probe_spaces(config)
+    Agent(obs_space, action_space, config.agent)
+
+
+def start_ray(config: Config, ship_code: bool) -> None:
+    import ray
+
+    if config.run.address is None:
+        ray.init(include_dashboard=False, log_to_driver=True)
+        return
+    # A job submitted with `ray job submit --working-dir .` already carries the code.
+    submitted_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
+    runtime_env = None
+    if ship_code and not submitted_job:
+        runtime_env = {"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES}
+    ray.init(address=config.run.address, runtime_env=runtime_env)
+
+
+def run_training(config: Config, run_dir: Path, resume: bool, ship_code: bool) -> dict:
+    from learner.loop import train
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_config(config, run_dir / CONFIG_FILE)
+    uses_ray = config.actors.backend == "ray"
+    if uses_ray:
+        start_ray(config, ship_code)
+    try:
+        return train(config, run_dir, resume=resume)
+    finally:
+        if uses_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def run_evaluation(run_dir: Path, episodes: int) -> dict:
+    from learner.evaluation import evaluate_run
+
+    return evaluate_run(run_dir, episodes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        if args.eval is not None:
+            print(json.dumps(run_evaluation(args.eval, args.episodes), indent=2))
+            return 0
+        config, run_dir = resolve_config(args)
+        check_buildable(config)
+    except (ConfigError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    summary = run_training(config, run_dir, resume=args.resume is not None, ship_code=not args.no_ship_code)
+    print(json.dumps({"run_dir": str(run_dir), **{k: v for k, v in summary.items() if k != "last_metrics"}}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
