@@ -55,10 +55,9 @@ def one_hot_codes(codes: np.ndarray, num_colours: int) -> np.ndarray:
     Returns:
         float32 ``[N * num_codes]``: row n is the one-hot of ``codes[n]`` (zeros for ``EMPTY``).
     """
-    out = np.zeros((codes.shape[0], num_codes(num_colours)), dtype=np.float32)
-    filled = codes != EMPTY
-    out[np.flatnonzero(filled), codes[filled]] = 1.0
-    return out.reshape(-1)
+    # Rows 0..n-1 of eye(n + 1, n) are the one-hots; its last row (indexed by EMPTY = -1) is zero.
+    table = np.eye(num_codes(num_colours) + 1, num_codes(num_colours), dtype=np.float32)
+    return table[codes].reshape(-1)
 
 
 def code_colours(codes: np.ndarray, num_colours: int) -> np.ndarray:
