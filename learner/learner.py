@@ -1,0 +1,277 @@
+"""The IMPALA learner: replay the agent over a batch, V-trace, one optimiser step; checkpoints and weights.
+
+Batch layout (actors/trajectory.py): ``[T+1, B]`` where step t holds the agent's inputs at t,
+the action taken at t and what followed it. The learner unrolls the agent over all T+1
+steps from the stored ``initial_state`` (the state the actor had, never zeros), trains on
+steps 0..T-1 and bootstraps from ``baseline[T]``. Step T is trained as step 0 of the next
+rollout of the same environments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, overload
+
+import torch
+from torch import Tensor, nn
+
+from actors.trajectory import Trajectory
+from configs.schema import LearnerConfig
+from learner import metrics as m
+from learner.batch import Batch, make_batch
+from learner.losses import LossTerms, total_loss
+from learner.optim import learning_rate_at, make_optimizer, set_learning_rate
+from learner.vtrace import VTraceReturns, from_importance_weights
+
+CHECKPOINT_FORMAT = 1
+
+
+class LossOutputs(NamedTuple):
+    terms: LossTerms  # scalars, with gradient
+    vtrace: VTraceReturns  # [T, B], constants
+    log_rhos: Tensor  # [T, B], no gradient
+    entropy: Tensor  # [T, B], with gradient
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def step_discounts(terminated: Tensor, truncated: Tensor, discount: float) -> Tensor:
+    """``gamma_t = discount * (1 - (terminated_t | truncated_t))``, [T, B] bool -> [T, B] float.
+
+    A truncated step is terminal here because the actor already added ``discount * V(final_obs)``
+    to its reward (DESIGN.md): bootstrapping from ``V(x_{t+1})``, the first observation of the
+    next episode, would be wrong.
+    """
+    return discount * (~(terminated | truncated)).float()
+
+
+def impala_loss(batch: Batch, output: Any, distribution: Any, config: LearnerConfig) -> LossOutputs:
+    """The IMPALA loss of one replayed batch.
+
+    Args:
+        batch: ``[T+1, B]`` trajectories on the learner's device.
+        output: the agent's ``AgentOutput`` over all T+1 steps (policy_logits [T+1, B, L], baseline [T+1, B]).
+        distribution: the agent's ``ActionDistribution`` (``log_prob``, ``entropy``).
+        config: discount, reward clip, V-trace thresholds and the loss weights.
+    """
+    logits, values = output.policy_logits[:-1], output.baseline[:-1]
+    bootstrap_value = output.baseline[-1]
+    actions = batch.action[:-1]
+    rewards = batch.reward[:-1]
+    if config.reward_clip is not None:
+        rewards = rewards.clamp(-config.reward_clip, config.reward_clip)
+    discounts = step_discounts(batch.terminated[:-1], batch.truncated[:-1], config.discount)
+
+    target_log_probs = distribution.log_prob(logits, actions)  # [T, B], with gradient
+    behaviour_log_probs = distribution.log_prob(batch.behaviour_logits[:-1], actions)
+    log_rhos = (target_log_probs - behaviour_log_probs).detach()
+    vt = config.vtrace
+    returns = from_importance_weights(
+        log_rhos,
+        discounts,
+        rewards,
+        values.detach(),
+        bootstrap_value.detach(),
+        clip_rho_threshold=vt.clip_rho_threshold,
+        clip_pg_rho_threshold=vt.clip_pg_rho_threshold,
+        clip_c_threshold=vt.clip_c_threshold,
+        lambda_=vt.lambda_,
+    )
+    entropy = distribution.entropy(logits)
+    terms = total_loss(
+        target_log_probs, returns.pg_advantages, values, returns.vs, entropy, config.baseline_cost, config.entropy_cost
+    )
+    return LossOutputs(terms=terms, vtrace=returns, log_rhos=log_rhos, entropy=entropy)
+
+
+def _loss_metrics(loss: LossOutputs, grad_norm: Tensor, clip_rho_threshold: float | None) -> Tensor:
+    """The device-side metrics of ``LEARNER_METRICS[:7]`` minus the learning rate, stacked for one host copy."""
+    rhos = torch.exp(loss.log_rhos)
+    clip_frac = torch.zeros(()) if clip_rho_threshold is None else (rhos > clip_rho_threshold).float().mean()
+    values = [
+        loss.terms.total,
+        loss.terms.pg,
+        loss.terms.baseline,
+        loss.terms.entropy,
+        loss.entropy.mean(),
+        grad_norm,
+        rhos.mean(),
+        clip_frac.to(rhos.device),
+        loss.vtrace.vs.mean(),
+        loss.vtrace.pg_advantages.mean(),
+    ]
+    return torch.stack([v.detach().float() for v in values])
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> ``{"a.b": leaf}`` (for naming the first config key that differs)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _first_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """A one-line description of the first difference between two checkpoint metadata records."""
+    saved_config, current_config = _flatten(saved["agent_config"] or {}), _flatten(current["agent_config"] or {})
+    if saved["agent_config"] is not None and current["agent_config"] is not None:
+        for key in sorted(set(saved_config) | set(current_config)):
+            if saved_config.get(key) != current_config.get(key):
+                return f"agent config {key} is {saved_config.get(key)!r} in the checkpoint, {current_config.get(key)!r} here"
+    saved_shapes, current_shapes = saved["parameter_shapes"], current["parameter_shapes"]
+    for name in sorted(set(saved_shapes) | set(current_shapes)):
+        if saved_shapes.get(name) != current_shapes.get(name):
+            return f"parameter {name} has shape {saved_shapes.get(name)} in the checkpoint, {current_shapes.get(name)} here"
+    for key in ("agent_class", "optimizer"):
+        if saved[key] != current[key]:
+            return f"{key} is {saved[key]!r} in the checkpoint, {current[key]!r} here"
+    return None
+
+
+class Learner:
+    """Owns the agent on its device, the optimiser, the learning-rate schedule and the counters.
+
+    Args:
+        agent: an ``agents.Agent`` (or anything with its contract); moved to the learner's device.
+        learner_config: the ``learner`` section of the config.
+        total_updates: the number of updates of the whole run (the linear schedule reaches zero there).
+    """
+
+    def __init__(self, agent: nn.Module, learner_config: LearnerConfig, total_updates: int) -> None:
+        self.config = learner_config
+        self.total_updates = int(total_updates)
+        self.device = resolve_device(learner_config.device)
+        self.agent = agent.to(self.device)
+        self.agent.train()
+        self.optimizer = make_optimizer(self.agent.parameters(), learner_config)
+        self.updates = 0  # successful optimiser steps; the schedule's clock
+        self.env_steps = 0  # T x B of every batch handed to update, skipped or not
+        self.version = 0  # weight version published to actors; +1 per successful step
+        self.skipped_steps = 0  # non-finite steps skipped
+
+    def make_batch(self, trajectories: Sequence[Trajectory]) -> Batch:
+        """Trajectories -> a ``Batch`` on this learner's device."""
+        return make_batch(trajectories, self.device)
+
+    @overload
+    def update(self, batch: Batch, collect_gates: Literal[False] = False) -> dict[str, float]: ...
+
+    @overload
+    def update(self, batch: Batch, collect_gates: Literal[True]) -> tuple[dict[str, float], dict[str, Tensor]]: ...
+
+    def update(self, batch: Batch, collect_gates: bool = False):
+        """One synchronous IMPALA step on ``batch`` (``[T+1, B]``, on this learner's device).
+
+        Returns the metrics of ``metrics.LEARNER_METRICS``; with ``collect_gates`` also the
+        replay's gate activations ``{name: [T, B, H]}`` as CPU tensors (steps 0..T-1, the trained ones).
+        A non-finite loss or gradient norm skips the optimiser step: weights, optimiser state
+        and the schedule stay as they were, and ``optim/skipped_steps`` counts it.
+        """
+        start = time.perf_counter()
+        output, _ = self.agent(
+            batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state, collect_gates
+        )
+        loss = impala_loss(batch, output, self.agent.distribution, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.terms.total.backward()
+        max_norm = self.config.grad_norm_clip if self.config.grad_norm_clip is not None else float("inf")
+        grad_norm = nn.utils.clip_grad_norm_(self.agent.parameters(), max_norm)
+        host = _loss_metrics(loss, grad_norm, self.config.vtrace.clip_rho_threshold).cpu().tolist()  # one sync
+        lr = learning_rate_at(self.updates, self.config, self.total_updates)
+        if all(map(_finite, host[:6])):
+            set_learning_rate(self.optimizer, lr)
+            self.optimizer.step()
+            self.updates += 1
+            self.version += 1
+        else:
+            self.skipped_steps += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        self.env_steps += batch.num_steps
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # so that learner_ms includes the optimiser's kernels
+        values = host[:6] + [lr] + host[6:] + [1000 * (time.perf_counter() - start), float(self.skipped_steps)]
+        result = dict(zip(m.LEARNER_METRICS, values, strict=True))
+        if not collect_gates:
+            return result
+        return result, {name: gate[:-1].detach().cpu() for name, gate in output.gates.items()}
+
+    def get_weights(self) -> tuple[int, dict[str, Tensor]]:
+        """``(version, state_dict)`` with CPU copies of every tensor, ready for one ``ray.put``.
+
+        Actors apply them with ``agent.load_state_dict(weights)``.
+        """
+        return self.version, {name: t.detach().to("cpu", copy=True) for name, t in self.agent.state_dict().items()}
+
+    def metadata(self) -> dict[str, Any]:
+        """What a checkpoint must agree on to be loaded into this learner."""
+        agent_config = getattr(self.agent, "agent_config", None)
+        return {
+            "agent_class": type(self.agent).__name__,
+            "agent_config": dataclasses.asdict(agent_config) if dataclasses.is_dataclass(agent_config) else None,
+            "parameter_shapes": {name: list(t.shape) for name, t in self.agent.state_dict().items()},
+            "optimizer": f"{self.config.optimizer}/{self.config.rmsprop_eps_convention}",
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Agent, optimiser (with its learning rate), counters (the schedule's clock) and metadata."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "metadata": self.metadata(),
+            "agent": self.agent.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "counters": {
+                "updates": self.updates,
+                "env_steps": self.env_steps,
+                "version": self.version,
+                "skipped_steps": self.skipped_steps,
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict``; raise a one-line ``ValueError`` naming the first mismatch."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
+        mismatch = _first_mismatch(state["metadata"], self.metadata())
+        if mismatch is not None:
+            raise ValueError(f"checkpoint does not match this learner: {mismatch}")
+        self.agent.load_state_dict(state["agent"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        counters = state["counters"]
+        self.updates, self.env_steps = int(counters["updates"]), int(counters["env_steps"])
+        self.version, self.skipped_steps = int(counters["version"]), int(counters["skipped_steps"])
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write ``state_dict()`` atomically: a temporary file in the same folder, fsync, then rename.
+
+        ``os.replace`` is atomic on POSIX, so a crash leaves either the old file or the new one.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(self.state_dict(), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Load a checkpoint written by ``save_checkpoint`` (tensors mapped to this learner's device)."""
+        self.load_state_dict(torch.load(Path(path), map_location=self.device, weights_only=True))
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
