@@ -47,7 +47,13 @@ class TFRMSprop(torch.optim.Optimizer):
     ) -> None:
         if lr < 0 or eps <= 0 or not 0 <= alpha <= 1 or momentum < 0:
             raise ValueError(f"TFRMSprop: invalid lr={lr}, eps={eps}, alpha={alpha} or momentum={momentum}")
-        defaults = {"lr": lr, "alpha": alpha, "eps": eps, "momentum": momentum, "initial_square_avg": initial_square_avg}
+        defaults = {
+            "lr": lr,
+            "alpha": alpha,
+            "eps": eps,
+            "momentum": momentum,
+            "initial_square_avg": initial_square_avg,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()

@@ -387,3 +387,50 @@ def test_cuda_update_and_weights(kind):
     assert np.isfinite(result[m.LOSS_TOTAL]) and learner.version == 1
     assert all(g.device.type == "cpu" for g in gates.values())
     assert all(t.device.type == "cpu" for t in learner.get_weights()[1].values())
+
+
+def numpy_rmsprop(param, grads, lr, alpha, eps, momentum, convention):
+    """RMSProp in float64 from the two conventions' equations (see learner/optim.py)."""
+    param = np.array(param, dtype=np.float64)
+    square_avg = np.ones_like(param) if convention == "tensorflow" else np.zeros_like(param)
+    buffer = np.zeros_like(param)
+    for grad in grads:
+        square_avg = alpha * square_avg + (1 - alpha) * grad**2
+        if convention == "tensorflow":
+            buffer = momentum * buffer + lr * grad / np.sqrt(square_avg + eps)
+            param = param - buffer
+        else:
+            buffer = momentum * buffer + grad / (np.sqrt(square_avg) + eps)
+            param = param - lr * buffer
+    return param
+
+
+@pytest.mark.parametrize("convention", ["tensorflow", "pytorch"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_rmsprop_conventions_match_numpy(convention, momentum):
+    from learner.optim import make_optimizer
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(3, 4))
+    grads = [rng.normal(scale=0.1, size=(3, 4)) for _ in range(4)]
+    param = torch.nn.Parameter(torch.tensor(start))
+    config = learner_config(rmsprop_eps_convention=convention, rmsprop_momentum=momentum, learning_rate=0.01)
+    optimizer = make_optimizer([param], config)
+    for grad in grads:
+        param.grad = torch.tensor(grad)
+        optimizer.step()
+    expected = numpy_rmsprop(start, grads, 0.01, 0.99, 0.01, momentum, convention)
+    np.testing.assert_allclose(param.detach().numpy(), expected, rtol=1e-12, atol=1e-14)
+    # The conventions really differ with IMPALA's eps = 0.01 (so the switch is not cosmetic).
+    other = "pytorch" if convention == "tensorflow" else "tensorflow"
+    assert not np.allclose(expected, numpy_rmsprop(start, grads, 0.01, 0.99, 0.01, momentum, other))
+
+
+def test_linear_schedule_reaches_zero_at_the_end():
+    from learner.optim import learning_rate_at
+
+    config = learner_config(learning_rate=1e-3)
+    rates = [learning_rate_at(k, config, total_updates=4) for k in range(6)]
+    np.testing.assert_allclose(rates, [1e-3, 7.5e-4, 5e-4, 2.5e-4, 0.0, 0.0])
+    constant = learner_config(learning_rate=1e-3, lr_schedule="constant")
+    assert learning_rate_at(3, constant, total_updates=4) == 1e-3
