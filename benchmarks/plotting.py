@@ -1,0 +1,122 @@
+"""Figure and table helpers shared by the benchmarks.
+
+Figures are drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, so nothing touches
+pyplot's global state or the process-wide backend.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+Curve = tuple[np.ndarray, np.ndarray]  # (x [N], y [N]) of one seed
+
+
+def common_grid(curves: Sequence[Curve], points: int = 200) -> np.ndarray:
+    """An x grid covering the range that every curve spans (so that no seed is extrapolated)."""
+    low = max(float(x[0]) for x, _ in curves)
+    high = min(float(x[-1]) for x, _ in curves)
+    if high <= low:
+        high = max(float(x[-1]) for x, _ in curves)
+    return np.linspace(low, high, points)
+
+
+def seed_band(curves: Sequence[Curve], points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Median, minimum and maximum over seeds on a common grid: ``(x, median, low, high)``, each ``[points]``."""
+    grid = common_grid(curves, points)
+    ys = np.stack([np.interp(grid, x, y) for x, y in curves])
+    return grid, np.median(ys, axis=0), ys.min(axis=0), ys.max(axis=0)
+
+
+def smooth(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (the first points average what exists so far)."""
+    if window <= 1 or y.size == 0:
+        return y
+    cumsum = np.cumsum(np.insert(y.astype(np.float64), 0, 0.0))
+    counts = np.minimum(np.arange(1, y.size + 1), window)
+    return (cumsum[1:] - cumsum[np.arange(1, y.size + 1) - counts]) / counts
+
+
+def plot_curves(
+    curves: Mapping[str, Sequence[Curve]],
+    path: Path,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    logy: bool = False,
+    hlines: Mapping[str, float] | None = None,
+) -> Path:
+    """One line per label (median over seeds) with the min-max spread over seeds shaded; saves a PNG."""
+    figure = Figure(figsize=(6.4, 4.0), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for label, seeds in curves.items():
+        if not seeds:
+            continue
+        x, median, low, high = seed_band(seeds)
+        (line,) = axes.plot(x, median, label=f"{label} (n={len(seeds)})", linewidth=1.4)
+        axes.fill_between(x, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
+    for name, value in (hlines or {}).items():
+        axes.axhline(value, color="grey", linestyle="--", linewidth=0.9, label=name)
+    if logy:
+        axes.set_yscale("log")
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+def plot_histograms(samples: Mapping[str, np.ndarray], path: Path, *, title: str, xlabel: str, bins: int = 50) -> Path:
+    """A grid of density histograms on ``[0, 1]``, one panel per label; saves a PNG."""
+    n = len(samples)
+    cols = min(4, max(n, 1))
+    rows = max(1, math.ceil(n / cols))
+    figure = Figure(figsize=(2.6 * cols, 2.0 * rows + 0.5), dpi=90)
+    FigureCanvasAgg(figure)
+    for i, (label, values) in enumerate(samples.items()):
+        axes = figure.add_subplot(rows, cols, i + 1)
+        axes.hist(np.asarray(values).ravel(), bins=bins, range=(0.0, 1.0), density=True, color="tab:blue")
+        axes.set_title(label, fontsize=8)
+        axes.set_xlabel(xlabel, fontsize=7)
+        axes.tick_params(labelsize=6)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+def format_cell(value: object) -> str:
+    """Table text for one value: floats to 4 significant digits, None as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
+    """The same rows as CSV (raw values; None as empty)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(headers)
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+    return path
