@@ -9,7 +9,8 @@ Observation index ``t`` runs over ``2 * length + delay`` steps:
                                     pays ``1 / length`` when it equals s_j
 
 Actions before the go marker have no effect. Maximum return 1; a policy that cannot
-recall the symbols earns ``1 / num_symbols`` in expectation.
+recall the symbols earns ``1 / num_symbols`` in expectation. ``info["success"]``
+on the last step is true when every symbol was copied.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class CopyEnv(gym.Env):
             self.observation_space = spaces.Box(0.0, 1.0, (num_symbols + 2,), dtype=np.float32)
         else:
             self.observation_space = spaces.Box(0, 255, (image_size, image_size, 3), dtype=np.uint8)
-        self._t = 0
+        self._t, self._correct = 0, 0
         self._symbols = np.zeros(length, dtype=np.int64)
 
     @property
@@ -69,7 +70,7 @@ class CopyEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        self._t = 0
+        self._t, self._correct = 0, 0
         self._symbols = self.np_random.integers(self.num_symbols, size=self.length)
         return self._observation(), {}
 
@@ -78,8 +79,12 @@ class CopyEnv(gym.Env):
         reward = 0.0
         if answer_index >= 0 and int(action) == self._symbols[answer_index]:
             reward = 1.0 / self.length
+            self._correct += 1
         self._t += 1
-        return self._observation(), reward, self._t == self.episode_length, False, {}
+        terminated = self._t == self.episode_length
+        # Like the match tasks, the last step says whether the whole copy was right.
+        info = {"success": self._correct == self.length} if terminated else {}
+        return self._observation(), reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:
         return self._image() if self.render_mode == "rgb_array" else None

@@ -187,16 +187,18 @@ class CopyPolicy:
 @pytest.mark.parametrize("length,delay", [(3, 10), (5, 40)])
 def test_copy_with_memory_reaches_max_return(length: int, delay: int) -> None:
     env = make("gatedrl/Copy-v0", length=length, delay=delay)
-    returns, _ = play(env, CopyPolicy(4, memory=True, rng=np.random.default_rng(0)), episodes=100, seed=0)
+    returns, successes = play(env, CopyPolicy(4, memory=True, rng=np.random.default_rng(0)), episodes=100, seed=0)
     np.testing.assert_allclose(returns, 1.0)
+    assert successes == 100
 
 
 def test_copy_without_memory_stays_at_chance() -> None:
     length, episodes = 3, 300
     env = make("gatedrl/Copy-v0", length=length)
-    returns, _ = play(env, CopyPolicy(4, memory=False, rng=np.random.default_rng(2)), episodes=episodes, seed=0)
-    correct = int(round(returns.sum() * length))
-    assert_at_chance(correct, episodes * length, 1 / 4)
+    returns, successes = play(env, CopyPolicy(4, memory=False, rng=np.random.default_rng(2)), episodes=episodes, seed=0)
+    correct = np.round(returns * length).astype(int)
+    assert_at_chance(int(correct.sum()), episodes * length, 1 / 4)
+    assert successes == int(np.sum(correct == length))
 
 
 def cartpole_returns(policy, episodes: int = 10) -> np.ndarray:
