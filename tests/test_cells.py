@@ -34,6 +34,16 @@ ALL = [*RECURRENT, ("none", "standard")]
 IN, H, B, T = 5, 8, 3, 7
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Run on one intra-op thread: the tensors are tiny, and on a shared, loaded CPU the
+    extra thread's synchronisation made these tests over ten times slower (measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def np_sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
