@@ -1,0 +1,288 @@
+"""The reinforcement-learning memory suite: ``run_impala.py`` over tasks x cells x seeds.
+
+    python -m benchmarks.memory_suite --preset cpu --jobs 2            # 2-core laptop, well under an hour
+    python -m benchmarks.memory_suite --preset full --address auto --jobs 16   # a Ray cluster
+    python -m benchmarks.memory_suite --preset cpu --report-only       # redraw table and figures
+
+Each run is one ``run_impala.py`` subprocess writing to ``<out>/runs/<name>/``. A run whose
+``summary.json`` says it reached its step budget is skipped, one with a checkpoint is resumed,
+anything else is started afresh, so the suite can be stopped and restarted at any time. The
+report reads every run folder that exists (finished or not: every run started is in the table):
+one learning-curve PNG per task, a per-run CSV, and a per-cell markdown/CSV table (median and
+min-max over seeds of the final return, the area under the curve and the steps to threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.plotting import markdown_table, plot_curves, smooth, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+RETURN_TAG = "charts/episode_return"
+SUCCESS_FRACTION = 0.9  # success threshold: 90% of the task's maximum return
+SMOOTHING = 10  # logged points in the trailing mean used for the curves and the threshold
+
+
+@dataclass(frozen=True)
+class Task:
+    """One environment setting of the suite.
+
+    ``episode_length`` sets chrono's ``t_max`` (the longest dependency) and, through
+    ``unroll_length``, how much of an episode the learner back-propagates through at once.
+    """
+
+    name: str
+    env_id: str
+    max_return: float
+    episode_length: int
+    total_env_steps: int
+    unroll_length: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def passive_match(delay: int, steps: int, unroll: int) -> Task:
+    # Episode: 3 cue steps + delay + 1 choice; maximum 1 + delay * 0.05 (docs/envs.md).
+    return Task(f"PassiveMatch-d{delay}", "gatedrl/PassiveMatch-v0", 1 + 0.05 * delay, delay + 4, steps, unroll,
+                {"delay": delay})  # fmt: skip
+
+
+def popgym(name: str, episode_length: int, steps: int, unroll: int) -> Task:
+    # POPGym scales every task's episode return to at most 1.
+    return Task(name, f"popgym-{name}-v0", 1.0, episode_length, steps, unroll)
+
+
+CPU_TASKS = (
+    passive_match(10, 80_000, 20),
+    passive_match(30, 100_000, 40),
+    popgym("RepeatFirstEasy", 51, 100_000, 60),
+)
+FULL_TASKS = (
+    *(passive_match(d, 20_000_000, max(80, 2 * d)) for d in (20, 50, 100, 200)),
+    Task("ActiveMatch-d20", "gatedrl/ActiveMatch-v0", 2.0, 30, 20_000_000, 80, {"delay": 20}),
+    popgym("RepeatPreviousEasy", 51, 10_000_000, 80),
+    popgym("RepeatFirstEasy", 51, 10_000_000, 80),
+    popgym("AutoencodeEasy", 103, 20_000_000, 80),
+    Task("CartPoleNoVelocity", "gatedrl/CartPoleNoVelocity-v0", 500.0, 500, 10_000_000, 80),
+)
+DEFAULT_CELLS = ("lstm/standard", "lstm/chrono", "lstm/ur", "none/standard")
+
+
+@dataclass(frozen=True)
+class Preset:
+    config: Path
+    tasks: tuple[Task, ...]
+    seeds: tuple[int, ...]
+    backend: str
+
+
+PRESETS = {
+    "cpu": Preset(ROOT / "configs" / "suite_cpu.yaml", CPU_TASKS, (0, 1, 2), "local"),
+    "full": Preset(ROOT / "configs" / "suite_full.yaml", FULL_TASKS, (0, 1, 2, 3, 4), "ray"),
+}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    task: Task
+    cell: str  # "lstm/ur", "none/standard", ...
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.task.name}__{self.cell.replace('/', '-')}__s{self.seed}"
+
+
+def overrides(plan: RunPlan, log_dir: Path, backend: str) -> list[str]:
+    """The dotted config overrides that turn the preset into this run."""
+    cell, gate = plan.cell.split("/")
+    task = plan.task
+    items = [f"env.id={task.env_id}", f"agent.core.cell={cell}", f"agent.core.gate={gate}",
+             f"run.seed={plan.seed}", f"run.name={plan.name}", f"run.log_dir={log_dir}",
+             f"run.total_env_steps={task.total_env_steps}", f"actors.unroll_length={task.unroll_length}",
+             f"actors.backend={backend}"]  # fmt: skip
+    items += [f"env.kwargs.{k}={v}" for k, v in task.kwargs.items()]
+    if gate == "chrono":  # chrono's T_max is the longest dependency the task asks for (Tallec & Ollivier 2018)
+        items.append(f"agent.core.options.t_max={max(2, task.episode_length)}")
+    return items
+
+
+def run_status(run_dir: Path, total_env_steps: int) -> str:
+    """``done`` (summary at the step budget), ``partial`` (a summary short of it) or ``missing``."""
+    summary = run_dir / "summary.json"
+    if not summary.exists():
+        return "missing"
+    data = json.loads(summary.read_text())
+    complete = data["env_steps"] >= total_env_steps and not data.get("stopped_early", False)
+    return "done" if complete else "partial"
+
+
+def command(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None) -> list[str]:
+    """The ``run_impala.py`` command line: resume when a checkpoint exists, else a fresh start."""
+    run_dir = out_dir / "runs" / plan.name
+    backend = "ray" if address else preset.backend
+    base = [sys.executable, str(ROOT / "run_impala.py")]
+    if address:
+        base += ["--address", address]
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("ckpt-*.pt")):
+        return [*base, "--resume", str(run_dir), f"run.total_env_steps={plan.task.total_env_steps}"]
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # started but nothing saved: start again from scratch
+    return [*base, "--config", str(preset.config), *overrides(plan, out_dir / "runs", backend)]
+
+
+def execute(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None) -> str:
+    """Run one plan to completion in a subprocess (its output in ``<out>/logs/<name>.log``); return its status."""
+    run_dir = out_dir / "runs" / plan.name
+    if run_status(run_dir, plan.task.total_env_steps) == "done":
+        return "skipped"
+    log_path = out_dir / "logs" / f"{plan.name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # One intra-op thread per run: the suite's parallelism is across runs, not inside them.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with log_path.open("a") as log:
+        code = subprocess.run(command(plan, preset, out_dir, address), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              env=env, check=False).returncode  # fmt: skip
+    status = run_status(run_dir, plan.task.total_env_steps) if code == 0 else f"failed (exit {code})"
+    print(f"{plan.name}: {status}", flush=True)
+    return status
+
+
+def make_plans(preset: Preset, cells: list[str], tasks: list[str] | None, seeds: list[int] | None) -> list[RunPlan]:
+    chosen = [t for t in preset.tasks if tasks is None or t.name in tasks]
+    # Seeds outermost: a suite stopped early still has every task x cell at the first seeds.
+    return [RunPlan(t, c, s) for s in (seeds or preset.seeds) for t in chosen for c in cells]
+
+
+def run_suite(plans: list[RunPlan], preset: Preset, out_dir: Path, jobs: int, address: str | None) -> list[str]:
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # threads only wait on subprocesses
+        return list(pool.map(lambda p: execute(p, preset, out_dir, address), plans))
+
+
+def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(env_steps [N], mean episode return [N])`` from the run's TensorBoard events (all event files)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    if RETURN_TAG not in accumulator.Tags().get("scalars", []):
+        return np.zeros(0), np.zeros(0)
+    events = sorted({e.step: e.value for e in accumulator.Scalars(RETURN_TAG)}.items())  # a resume rewrites steps
+    return np.array([s for s, _ in events], dtype=np.float64), np.array([v for _, v in events], dtype=np.float64)
+
+
+def steps_to_threshold(steps: np.ndarray, returns: np.ndarray, threshold: float) -> float | None:
+    """The first env step where the smoothed return reaches ``threshold`` (None if never)."""
+    hits = np.flatnonzero(smooth(returns, SMOOTHING) >= threshold)
+    return float(steps[hits[0]]) if hits.size else None
+
+
+def area_under_curve(steps: np.ndarray, returns: np.ndarray) -> float | None:
+    """The mean return over training: trapezoidal area under the curve divided by the steps it spans."""
+    if steps.size < 2 or steps[-1] <= steps[0]:
+        return float(returns.mean()) if returns.size else None
+    area = float(np.sum((returns[1:] + returns[:-1]) * np.diff(steps)) / 2)
+    return area / float(steps[-1] - steps[0])
+
+
+def run_metrics(plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:
+    """One row of the per-run table, or None when the run was never started."""
+    run_dir = out_dir / "runs" / plan.name
+    if not run_dir.exists():
+        return None
+    steps, returns = read_curve(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    return {
+        "task": plan.task.name, "cell": plan.cell, "seed": plan.seed,
+        "status": run_status(run_dir, plan.task.total_env_steps),
+        "env_steps": summary.get("env_steps"), "final_return": summary.get("mean_return"),
+        "final_episodes": summary.get("return_window"), "auc": area_under_curve(steps, returns),
+        "steps_to_threshold": steps_to_threshold(steps, returns, SUCCESS_FRACTION * plan.task.max_return),
+        "wall_time_s": summary.get("wall_time_s"), "curve": (steps, returns),
+    }  # fmt: skip
+
+
+def spread(values: list[float | None]) -> tuple[float | None, float | None, float | None]:
+    known = [v for v in values if v is not None]
+    return (float(np.median(known)), float(min(known)), float(max(known))) if known else (None, None, None)
+
+
+CELL_HEADERS = ["task", "cell", "runs (done)", "final return median", "min", "max", "AUC median", "min", "max",
+                "reached 90% of max", "median steps to 90%"]  # fmt: skip
+RUN_HEADERS = ["task", "cell", "seed", "status", "env_steps", "final_return", "final_episodes", "auc",
+               "steps_to_threshold", "wall_time_s"]  # fmt: skip
+
+
+def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["cell"]), []).append(row)
+    table = []
+    for (task, cell), runs in groups.items():
+        reached = [r["steps_to_threshold"] for r in runs if r["steps_to_threshold"] is not None]
+        done = sum(r["status"] == "done" for r in runs)
+        table.append([task, cell, f"{len(runs)} ({done})", *spread([r["final_return"] for r in runs]),
+                      *spread([r["auc"] for r in runs]), f"{len(reached)}/{len(runs)}", spread(reached)[0]])  # fmt: skip
+    return table
+
+
+def report(plans: list[RunPlan], out_dir: Path) -> str:
+    """Write ``runs.csv``, ``cells.md``/``cells.csv`` and ``<task>.png`` under ``out_dir``; return the cell table."""
+    rows = [r for r in (run_metrics(p, out_dir) for p in plans) if r is not None]
+    write_csv(out_dir / "runs.csv", RUN_HEADERS, [[r[h] for h in RUN_HEADERS] for r in rows])
+    table = cell_rows(rows)
+    write_csv(out_dir / "cells.csv", CELL_HEADERS, table)
+    text = markdown_table(CELL_HEADERS, table)
+    (out_dir / "cells.md").write_text(text)
+    for task in {p.task.name: p.task for p in plans}.values():  # each task once, in plan order
+        curves: dict[str, list] = {}
+        for r in rows:
+            steps, returns = r["curve"]
+            if r["task"] == task.name and steps.size:
+                curves.setdefault(r["cell"], []).append((steps, smooth(returns, SMOOTHING)))
+        if curves:
+            plot_curves(curves, out_dir / f"{task.name}.png", title=f"{task.name}: episode return",
+                        xlabel="environment steps", ylabel=f"mean episode return ({SMOOTHING}-update mean)",
+                        hlines={"max return": task.max_return})  # fmt: skip
+    return text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--cells", nargs="+", default=list(DEFAULT_CELLS), help="cell/gate pairs, e.g. lstm/ur gru/ur")
+    parser.add_argument("--tasks", nargs="+", help="task names of the preset (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="default: the preset's seeds")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at the same time")
+    parser.add_argument("--address", help="Ray cluster address: runs use actors.backend=ray and join it")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/out/suite_<preset>")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    args.out = args.out or ROOT / "benchmarks" / "out" / f"suite_{args.preset}"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    preset = PRESETS[args.preset]
+    plans = make_plans(preset, args.cells, args.tasks, args.seeds)
+    if not args.report_only:
+        statuses = run_suite(plans, preset, args.out.resolve(), args.jobs, args.address)
+        print(f"{statuses.count('skipped')} skipped, {len(statuses)} planned", flush=True)
+    print(report(plans, args.out.resolve()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

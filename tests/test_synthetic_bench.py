@@ -1,0 +1,131 @@
+"""The supervised benchmark: task generators against the task definitions, metrics against plain loops,
+and the whole pipeline (train, save, resume, figures, table) on a tiny configuration."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import synthetic
+from benchmarks import tasks_supervised as tasks
+from benchmarks.plotting import markdown_table, seed_band, smooth
+
+
+def test_copy_batch_layout():
+    gen = torch.Generator().manual_seed(3)
+    delay, n, alphabet = 7, 10, 8
+    inputs, targets = tasks.copy_batch(5, delay, gen, alphabet=alphabet, num_tokens=n)
+    assert inputs.shape == (2 * n + delay, 5, alphabet + 2) and targets.shape == (n, 5)
+    codes = inputs.argmax(-1).numpy()
+    assert np.all(inputs.sum(-1).numpy() == 1.0)
+    for b in range(5):
+        for t in range(2 * n + delay):
+            if t < n:
+                assert codes[t, b] == targets[t, b] and codes[t, b] < alphabet
+            elif t < n + delay:
+                assert codes[t, b] == alphabet  # blank
+            else:
+                assert codes[t, b] == alphabet + 1  # marker
+
+
+def test_copy_loss_scores_only_the_markers():
+    gen = torch.Generator().manual_seed(0)
+    inputs, targets = tasks.copy_batch(4, 6, gen)
+    logits = torch.zeros(inputs.shape[0], 4, 8)
+    assert tasks.copy_loss(logits, targets).item() == pytest.approx(math.log(8), rel=1e-6)
+    # Perfect answers at the markers, garbage before them: the loss is that of the markers alone.
+    logits[:-10] = torch.randn(inputs.shape[0] - 10, 4, 8, generator=gen) * 5
+    logits[-10:] = 30.0 * torch.nn.functional.one_hot(targets, 8).float()
+    expected = np.mean([-np.log(1 / (1 + 7 * np.exp(-30.0)))] * 40)
+    assert tasks.copy_loss(logits, targets).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_adding_batch_markers_and_targets():
+    gen = torch.Generator().manual_seed(1)
+    length, batch = 9, 64
+    inputs, targets = tasks.adding_batch(batch, length, gen)
+    x = inputs.numpy().astype(np.float64)
+    for b in range(batch):
+        marked = [t for t in range(length) if x[t, b, 1] == 1.0]
+        assert len(marked) == 2 and marked[0] < length // 2 <= marked[1]
+        assert targets[b].item() == pytest.approx(x[marked[0], b, 0] + x[marked[1], b, 0], abs=1e-6)
+        assert all(x[t, b, 1] == 0.0 for t in range(length) if t not in marked)
+
+
+def test_adding_chance_is_the_variance_of_the_sum():
+    gen = torch.Generator().manual_seed(2)
+    _, targets = tasks.adding_batch(200_000, 4, gen)
+    mse = tasks.adding_loss(torch.ones_like(targets), targets).item()
+    assert mse == pytest.approx(tasks.adding_chance(), abs=3e-3)
+    with pytest.raises(ValueError, match="length"):
+        tasks.adding_batch(1, 1, gen)
+
+
+def reference_steps_to_solve(losses, threshold, window):
+    for end in range(window, len(losses) + 1):
+        if sum(losses[end - window : end]) / window < threshold:
+            return end
+    return None
+
+
+@pytest.mark.parametrize("window", [1, 3, 7])
+def test_steps_to_solve_matches_a_loop(window):
+    rng = np.random.default_rng(window)
+    losses = np.concatenate([2 + rng.random(40), rng.random(30) * 0.1])
+    for threshold in (0.05, 0.2, 1.0, 5.0, -1.0):
+        got = synthetic.steps_to_solve(losses, threshold, window)
+        assert got == reference_steps_to_solve(list(losses), threshold, window)
+
+
+def test_smooth_and_seed_band_match_loops():
+    y = np.array([1.0, 3.0, 2.0, 6.0, 0.0, 4.0])
+    expected = [np.mean(y[max(0, i - 2) : i + 1]) for i in range(len(y))]
+    np.testing.assert_allclose(smooth(y, 3), expected)
+    curves = [(np.array([0.0, 10.0]), np.array([0.0, 10.0])), (np.array([0.0, 5.0, 10.0]), np.array([2.0, 2.0, 2.0]))]
+    x, median, low, high = seed_band(curves, points=3)
+    np.testing.assert_allclose(x, [0, 5, 10])
+    np.testing.assert_allclose(low, [0, 2, 2])
+    np.testing.assert_allclose(high, [2, 5, 10])
+    np.testing.assert_allclose(median, [1, 3.5, 6])
+    assert markdown_table(["a", "b"], [[1, None], [0.123456, "x"]]).splitlines()[2:] == ["| 1 | – |", "| 0.1235 | x |"]
+
+
+def test_model_shapes_and_gates():
+    spec = synthetic.RunSpec(task="copy", length=3, cell="lstm", gate="ur", seed=0, hidden_size=8, batch_size=2)
+    model = synthetic.build_model(spec)
+    inputs, _ = synthetic.make_batch(spec, torch.Generator().manual_seed(0))
+    outputs, gates = model(inputs, collect_gates=True)
+    assert outputs.shape == (23, 2, 8) and gates["g"].shape == (23, 2, 8) and "r" in gates
+    assert synthetic.gate_options(spec) == {}
+    assert synthetic.gate_options(synthetic.RunSpec("adding", 50, "lstm", "chrono", 0)) == {"t_max": 50.0}
+
+
+@pytest.mark.slow
+def test_tiny_grid_trains_saves_resumes_and_reports(tmp_path, capsys):
+    argv = ["--task", "copy", "adding", "--copy-delay", "2", "--adding-length", "6", "--gates", "standard", "ur",
+            "--seeds", "0", "--steps", "60", "--hidden", "8", "--batch", "4", "--out", str(tmp_path)]  # fmt: skip
+    assert synthetic.main(argv) == 0
+    runs = sorted(tmp_path.glob("*/*.json"))
+    assert [p.parent.name + "/" + p.name for p in runs] == [
+        "adding-6/lstm-standard-s0.json", "adding-6/lstm-ur-s0.json",
+        "copy-2/lstm-standard-s0.json", "copy-2/lstm-ur-s0.json",
+    ]  # fmt: skip
+    result = json.loads(runs[1].read_text())
+    assert len(result["losses"]) == 60 and 0 < len(result["g"]) <= synthetic.GATE_SAMPLES
+    assert result["final_loss"] == pytest.approx(np.mean(result["losses"][-50:]), rel=1e-5)
+    assert all(0.0 <= g <= 1.0 for g in result["g"]) and 0.0 <= result["binary_frac"] <= 1.0
+    for task in ("copy-2", "adding-6"):
+        assert (tmp_path / task / "curves.png").stat().st_size > 0
+        assert (tmp_path / task / "gates.png").stat().st_size > 0
+    table = (tmp_path / "table.md").read_text()
+    assert table.count("\n") == 2 + 4 and "lstm/ur" in table
+    # Resume: nothing is retrained (the saved files are untouched).
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    capsys.readouterr()
+    assert synthetic.main(argv) == 0
+    assert "4 of 4 runs already done; running 0" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
