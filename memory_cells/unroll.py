@@ -36,11 +36,12 @@ def unroll(
     # Which steps reset anything: one host transfer up front rather than a sync per step.
     resets = is_first.bool().any(dim=1).tolist()
     outputs, gate_steps = [], []
-    for t in range(x.shape[0]):
+    # unbind, not xp[t]: the backward of T selects would zero-fill a [T, B, W] gradient T times.
+    for t, xp_t in enumerate(xp.unbind(0)):
         if resets[t]:
             # The initial state is zeros, so a reset is a multiplication by the keep mask.
             state = tuple(s * keep[t].view(-1, *([1] * (s.dim() - 1))) for s in state)
-        h, state, gates = cell.recurrent_step(xp[t], state, collect_gates)
+        h, state, gates = cell.recurrent_step(xp_t, state, collect_gates)
         outputs.append(h)
         gate_steps.append(gates)
     h = torch.stack(outputs)

@@ -1,0 +1,117 @@
+"""Speed of the memory cells: forward + backward of ``unroll`` over ``[T, B, H]`` for every variant.
+
+Compared with the fused ``torch.nn.LSTM`` (no resets: it cannot reset mid-sequence) and with
+``lstm/standard``. The cells get inputs with episode resets (``is_first``) inside the sequence,
+as the learner does. Prints a table of median milliseconds over ``--repeats`` runs.
+
+    python -m benchmarks.cells                       # all variants, T = 20 and 80, B = 32, H = 256
+    python -m benchmarks.cells --threads 1 --variants lstm/standard lstm/ur
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from memory_cells import CELLS, GATES, make_cell, unroll
+
+SHAPES = ((20, 32, 256), (80, 32, 256))
+FUSED = "torch.nn.LSTM"
+
+
+def all_variants() -> list[str]:
+    """Every ``cell/gate`` of the registry, ``none`` last."""
+    return [f"{c}/{g}" for c in CELLS if c != "none" for g in GATES] + ["none/standard"]
+
+
+def median_ms(fn: Callable[[], None], repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` in milliseconds after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def episode_starts(t: int, b: int, generator: torch.Generator) -> torch.Tensor:
+    """``is_first [T, B]`` with about one episode start per 10 steps per entry (and none at t = 0)."""
+    is_first = torch.rand(t, b, generator=generator) < 0.1
+    is_first[0] = False
+    return is_first
+
+
+def cell_step_fn(variant: str, t: int, b: int, h: int) -> Callable[[], None]:
+    """A closure running forward + backward of ``unroll`` for ``variant`` at ``[t, b, h]``."""
+    generator = torch.Generator().manual_seed(0)
+    cell_name, gate = variant.split("/")
+    cell = make_cell(cell_name, gate, h, h)
+    x = torch.randn(t, b, h, generator=generator, requires_grad=True)
+    is_first = episode_starts(t, b, generator)
+    state = cell.initial_state(b)
+
+    def run() -> None:
+        out, _ = unroll(cell, x, is_first, state)
+        out.sum().backward()
+
+    return run
+
+
+def fused_lstm_fn(t: int, b: int, h: int) -> Callable[[], None]:
+    """A closure running forward + backward of the fused ``torch.nn.LSTM`` (no resets) at ``[t, b, h]``."""
+    lstm = torch.nn.LSTM(h, h)
+    x = torch.randn(t, b, h, generator=torch.Generator().manual_seed(0), requires_grad=True)
+
+    def run() -> None:
+        out, _ = lstm(x)
+        out.sum().backward()
+
+    return run
+
+
+def measure(variants: list[str], shapes: tuple[tuple[int, int, int], ...], repeats: int) -> dict[str, list[float]]:
+    """``{name: [ms per shape]}`` for the fused LSTM and every variant."""
+    results = {FUSED: [median_ms(fused_lstm_fn(*s), repeats) for s in shapes]}
+    for variant in variants:
+        results[variant] = [median_ms(cell_step_fn(variant, *s), repeats) for s in shapes]
+    return results
+
+
+def format_table(results: dict[str, list[float]], shapes: tuple[tuple[int, int, int], ...]) -> str:
+    """A markdown table: ms, ratio to torch.nn.LSTM and ratio to lstm/standard, per shape."""
+    header = "| variant |" + "".join(f" T={t} ms | x LSTM | x lstm/std |" for t, _, _ in shapes)
+    lines = [header, "|---|" + "---:|" * 3 * len(shapes)]
+    base = results.get("lstm/standard")
+    for name, times in results.items():
+        cells = []
+        for k, ms in enumerate(times):
+            vs_std = f"{ms / base[k]:.2f}" if base else "-"
+            cells.append(f" {ms:.2f} | {ms / results[FUSED][k]:.2f} | {vs_std} |")
+        lines.append(f"| {name} |" + "".join(cells))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="*", default=all_variants(), help="cell/gate names (default: all)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per entry; the median is reported")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--lengths", type=int, nargs="*", default=[t for t, _, _ in SHAPES])
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shapes = tuple((t, args.batch, args.hidden) for t in args.lengths)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={args.batch}, H={args.hidden}")
+    print(format_table(measure(args.variants, shapes, args.repeats), shapes))
+
+
+if __name__ == "__main__":
+    main()
