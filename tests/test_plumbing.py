@@ -128,3 +128,30 @@ def test_changed_weights_change_behaviour_but_replay_still_matches():
     # Index 0 was produced by the old weights; every new step by the new ones.
     assert torch.equal(output.policy_logits[1:], torch.from_numpy(traj.behaviour_logits[1:]))
     assert not torch.equal(output.policy_logits[0], torch.from_numpy(traj.behaviour_logits[0]))
+
+
+# ---------------------------------------------------------------------- the real agent and env
+@pytest.mark.parametrize("cell,gate", [("lstm", "ur"), ("gru", "standard")])
+def test_real_agent_replay_reproduces_behaviour_on_cartpole(cell, gate):
+    from agents import Agent
+    from configs.schema import AgentConfig, CoreConfig, EnvConfig
+    from envs import make_env
+
+    env_config = EnvConfig(id="CartPole-v1", max_episode_steps=12)  # truncations inside the rollouts
+    probe = make_env(env_config, 0)
+    agent_config = AgentConfig(mlp_sizes=(16,), core=CoreConfig(cell=cell, gate=gate, hidden_size=16))
+    agent = Agent(probe.observation_space, probe.action_space, agent_config)
+    env_fns = [functools.partial(make_env, env_config, seed) for seed in range(B)]
+    worker = RolloutWorker(env_fns, agent, unroll_length=5, discount=0.9, seed=0)
+    trajs = [worker.rollout() for _ in range(4)]
+    assert any(t.truncated.any() for t in trajs) and any(t.is_first[1:].any() for t in trajs)
+    for previous, current in zip(trajs, trajs[1:], strict=False):
+        np.testing.assert_array_equal(current.obs[0], previous.obs[-1])
+        output, _ = _replay(agent, current)
+        torch.testing.assert_close(output.policy_logits, torch.from_numpy(current.behaviour_logits), rtol=0, atol=1e-6)
+        inputs = (torch.from_numpy(x[:-1]) for x in (previous.obs, previous.prev_action, previous.prev_reward,
+                                                     previous.is_first))  # fmt: skip
+        with torch.no_grad():
+            _, state = agent(*inputs, tuple(torch.from_numpy(s) for s in previous.initial_state))
+        for replayed, stored in zip(state, current.initial_state, strict=True):
+            torch.testing.assert_close(replayed, torch.from_numpy(stored), rtol=0, atol=1e-6)
