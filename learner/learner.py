@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +26,9 @@ from learner.batch import Batch, make_batch
 from learner.losses import LossTerms, total_loss
 from learner.optim import learning_rate_at, make_optimizer, set_learning_rate
 from learner.vtrace import VTraceReturns, from_importance_weights
+
+if TYPE_CHECKING:
+    from agents import ActionDistribution, AgentOutput
 
 CHECKPOINT_FORMAT = 1
 
@@ -54,7 +57,9 @@ def step_discounts(terminated: Tensor, truncated: Tensor, discount: float) -> Te
     return discount * (~(terminated | truncated)).float()
 
 
-def impala_loss(batch: Batch, output: Any, distribution: Any, config: LearnerConfig) -> LossOutputs:
+def impala_loss(
+    batch: Batch, output: AgentOutput, distribution: ActionDistribution, config: LearnerConfig
+) -> LossOutputs:
     """The IMPALA loss of one replayed batch.
 
     Args:
@@ -94,7 +99,8 @@ def impala_loss(batch: Batch, output: Any, distribution: Any, config: LearnerCon
 
 
 def _loss_metrics(loss: LossOutputs, grad_norm: Tensor, clip_rho_threshold: float | None) -> Tensor:
-    """The device-side metrics of ``LEARNER_METRICS[:7]`` minus the learning rate, stacked for one host copy."""
+    """The metrics computed on the device, stacked for one host copy: the first six of
+    ``LEARNER_METRICS`` (loss terms, policy entropy, grad norm), then the four ``vtrace/`` ones."""
     rhos = torch.exp(loss.log_rhos)
     clip_frac = torch.zeros(()) if clip_rho_threshold is None else (rhos > clip_rho_threshold).float().mean()
     values = [
@@ -180,7 +186,12 @@ class Learner:
         """
         start = time.perf_counter()
         output, _ = self.agent(
-            batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state, collect_gates
+            batch.obs,
+            batch.prev_action,
+            batch.prev_reward,
+            batch.is_first,
+            batch.initial_state,
+            collect_gates=collect_gates,
         )
         loss = impala_loss(batch, output, self.agent.distribution, self.config)
         self.optimizer.zero_grad(set_to_none=True)
@@ -224,7 +235,11 @@ class Learner:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Agent, optimiser (with its learning rate), counters (the schedule's clock) and metadata."""
+        """Agent, optimiser (with its learning rate), counters and metadata.
+
+        The schedule has no state of its own: the learning rate is a function of ``updates``
+        (restored here) and ``total_updates`` (the constructor's, so a resumed run may be lengthened).
+        """
         return {
             "format": CHECKPOINT_FORMAT,
             "metadata": self.metadata(),

@@ -1,0 +1,145 @@
+"""Learner throughput: updates/s and samples/s (T x B per second) of ``Learner.update``.
+
+Synthetic batches (random observations, actions and behaviour logits) through the real
+``agents.Agent`` with a 256-unit core, for (T=20, B=32) and (T=80, B=256), the classic
+LSTM (``lstm/standard``) and the UR-LSTM (``lstm/ur``), on CPU and on CUDA when present.
+Each figure is the median of ``--repeats`` timed repeats of ``--updates`` updates, after
+warm-up updates; batch assembly (``make_batch``) is timed separately.
+
+    python -m benchmarks.learner                      # everything this machine has
+    python -m benchmarks.learner --devices cpu --shapes 20x32 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from actors.trajectory import Trajectory
+from agents import Agent
+from configs.schema import AgentConfig, CoreConfig, LearnerConfig
+from learner.batch import make_batch
+from learner.learner import Learner
+
+OBS_SIZE = 32
+NUM_ACTIONS = 6
+
+
+@dataclass(frozen=True)
+class Result:
+    device: str
+    gate: str
+    unroll_length: int
+    batch_size: int
+    updates_per_s: float
+    samples_per_s: float
+    batch_ms: float
+
+
+def synthetic_trajectory(agent: Agent, unroll_length: int, batch_size: int, rng: np.random.Generator) -> Trajectory:
+    """One random rollout in the Trajectory layout, episodes ending now and then."""
+    steps = (unroll_length + 1, batch_size)
+    done = rng.random(steps) < 0.02
+    return Trajectory(
+        obs=rng.normal(size=(*steps, OBS_SIZE)).astype(np.float32),
+        prev_action=rng.integers(0, NUM_ACTIONS, size=steps),
+        prev_reward=rng.normal(size=steps).astype(np.float32),
+        is_first=np.concatenate([np.zeros((1, batch_size), bool), done[:-1]]),
+        action=rng.integers(0, NUM_ACTIONS, size=steps),
+        behaviour_logits=rng.normal(size=(*steps, NUM_ACTIONS)).astype(np.float32),
+        reward=rng.normal(size=steps).astype(np.float32),
+        terminated=done,
+        truncated=np.zeros(steps, bool),
+        initial_state=tuple(np.zeros(tuple(t.shape), np.float32) for t in agent.initial_state(batch_size)),
+    )
+
+
+def make_learner(device: str, gate: str, hidden_size: int) -> Learner:
+    core = CoreConfig(cell="lstm", gate=gate, hidden_size=hidden_size)
+    agent = Agent(
+        gym.spaces.Box(-np.inf, np.inf, shape=(OBS_SIZE,), dtype=np.float32),
+        gym.spaces.Discrete(NUM_ACTIONS),
+        AgentConfig(core=core),
+    )
+    return Learner(agent, LearnerConfig(device=device), total_updates=1_000_000)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(device: str, gate: str, unroll_length: int, batch_size: int, args: argparse.Namespace) -> Result:
+    """Median updates/s over ``args.repeats`` repeats of ``args.updates`` updates on one batch."""
+    torch.manual_seed(0)
+    learner = make_learner(device, gate, args.hidden_size)
+    traj = synthetic_trajectory(learner.agent, unroll_length, batch_size, np.random.default_rng(0))
+    batch_times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        batch = make_batch([traj], learner.device)
+        _sync(learner.device)
+        batch_times.append(time.perf_counter() - start)
+    for _ in range(args.warmup):
+        learner.update(batch)
+    rates = []
+    for _ in range(args.repeats):
+        _sync(learner.device)
+        start = time.perf_counter()
+        for _ in range(args.updates):
+            learner.update(batch)
+        _sync(learner.device)
+        rates.append(args.updates / (time.perf_counter() - start))
+    rate = statistics.median(rates)
+    return Result(
+        device=str(learner.device),
+        gate=gate,
+        unroll_length=unroll_length,
+        batch_size=batch_size,
+        updates_per_s=rate,
+        samples_per_s=rate * unroll_length * batch_size,
+        batch_ms=1000 * statistics.median(batch_times),
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    parser.add_argument("--devices", nargs="+", default=default_devices)
+    parser.add_argument("--gates", nargs="+", default=["standard", "ur"])
+    parser.add_argument("--shapes", nargs="+", default=["20x32", "80x256"], help="TxB")
+    parser.add_argument("--hidden-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--updates", type=int, default=3, help="updates per timed repeat")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, cuda: {torch.cuda.is_available()}")
+    print("| device | core | T | B | updates/s | samples/s | make_batch ms |")
+    print("|---|---|---|---|---|---|---|")
+    for device in args.devices:
+        for shape in args.shapes:
+            unroll_length, batch_size = (int(x) for x in shape.split("x"))
+            for gate in args.gates:
+                r = measure(device, gate, unroll_length, batch_size, args)
+                print(
+                    f"| {r.device} | lstm/{r.gate} | {r.unroll_length} | {r.batch_size} | {r.updates_per_s:.2f} "
+                    f"| {r.samples_per_s:,.0f} | {r.batch_ms:.2f} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
