@@ -18,7 +18,7 @@ import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -46,6 +46,20 @@ class PoolStats:
     env_errors: int  # environments that raised and were recreated
     queue_wait_s: float  # total time next_trajectories spent waiting for rollouts
     last_policy_lag: float  # mean (published version - trajectory version) of the last batch
+
+
+class ActorPool(Protocol):
+    """The interface both pools implement (``LocalActorPool`` here, ``RayActorPool`` in ``pool.py``)."""
+
+    def publish_weights(self, version: int, weights: Mapping[str, Any]) -> None: ...
+
+    def wait_ready(self) -> None: ...
+
+    def next_trajectories(self, n: int) -> list[Trajectory]: ...
+
+    def stats(self) -> PoolStats: ...
+
+    def close(self) -> None: ...
 
 
 def worker_seed(seed: int, actor_id: int, generation: int) -> int:
