@@ -104,8 +104,8 @@ class RunPlan:
         return f"{self.task.name}__{self.cell.replace('/', '-')}__s{self.seed}"
 
 
-def overrides(plan: RunPlan, log_dir: Path, backend: str) -> list[str]:
-    """The dotted config overrides that turn the preset into this run."""
+def overrides(plan: RunPlan, log_dir: Path, backend: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """The dotted config overrides that turn the preset into this run (``extra`` last, so it wins)."""
     cell, gate = plan.cell.split("/")
     task = plan.task
     items = [f"env.id={task.env_id}", f"agent.core.cell={cell}", f"agent.core.gate={gate}",
@@ -115,7 +115,7 @@ def overrides(plan: RunPlan, log_dir: Path, backend: str) -> list[str]:
     items += [f"env.kwargs.{k}={v}" for k, v in task.kwargs.items()]
     if gate == "chrono":  # chrono's T_max is the longest dependency the task asks for (Tallec & Ollivier 2018)
         items.append(f"agent.core.options.t_max={max(2, task.episode_length)}")
-    return items
+    return items + list(extra)
 
 
 def run_status(run_dir: Path, total_env_steps: int) -> str:
@@ -128,7 +128,9 @@ def run_status(run_dir: Path, total_env_steps: int) -> str:
     return "done" if complete else "partial"
 
 
-def command(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None) -> list[str]:
+def command(
+    plan: RunPlan, preset: Preset, out_dir: Path, address: str | None, extra: tuple[str, ...] = ()
+) -> list[str]:
     """The ``run_impala.py`` command line: resume when a checkpoint exists, else a fresh start."""
     run_dir = out_dir / "runs" / plan.name
     backend = "ray" if address else preset.backend
@@ -139,10 +141,10 @@ def command(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None) -
         return [*base, "--resume", str(run_dir), f"run.total_env_steps={plan.task.total_env_steps}"]
     if run_dir.exists():
         shutil.rmtree(run_dir)  # started but nothing saved: start again from scratch
-    return [*base, "--config", str(preset.config), *overrides(plan, out_dir / "runs", backend)]
+    return [*base, "--config", str(preset.config), *overrides(plan, out_dir / "runs", backend, extra)]
 
 
-def execute(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None) -> str:
+def execute(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None, extra: tuple[str, ...] = ()) -> str:
     """Run one plan to completion in a subprocess (its output in ``<out>/logs/<name>.log``); return its status."""
     run_dir = out_dir / "runs" / plan.name
     if run_status(run_dir, plan.task.total_env_steps) == "done":
@@ -152,7 +154,7 @@ def execute(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None) -
     # One intra-op thread per run: the suite's parallelism is across runs, not inside them.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with log_path.open("a") as log:
-        code = subprocess.run(command(plan, preset, out_dir, address), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        code = subprocess.run(command(plan, preset, out_dir, address, extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                               env=env, check=False).returncode  # fmt: skip
     status = run_status(run_dir, plan.task.total_env_steps) if code == 0 else f"failed (exit {code})"
     print(f"{plan.name}: {status}", flush=True)
@@ -165,9 +167,12 @@ def make_plans(preset: Preset, cells: list[str], tasks: list[str] | None, seeds:
     return [RunPlan(t, c, s) for s in (seeds or preset.seeds) for t in chosen for c in cells]
 
 
-def run_suite(plans: list[RunPlan], preset: Preset, out_dir: Path, jobs: int, address: str | None) -> list[str]:
+def run_suite(
+    plans: list[RunPlan], preset: Preset, out_dir: Path, jobs: int, address: str | None, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """Run (or skip, or resume) every plan, ``jobs`` at a time; ``extra`` overrides go to every fresh run."""
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # threads only wait on subprocesses
-        return list(pool.map(lambda p: execute(p, preset, out_dir, address), plans))
+        return list(pool.map(lambda p: execute(p, preset, out_dir, address, extra), plans))
 
 
 def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -266,6 +271,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", nargs="+", type=int, help="default: the preset's seeds")
     parser.add_argument("--jobs", type=int, default=1, help="runs at the same time")
     parser.add_argument("--address", help="Ray cluster address: runs use actors.backend=ray and join it")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every run, e.g. learner.num_gpus=1 on a GPU cluster")  # fmt: skip
     parser.add_argument("--out", type=Path, help="default: benchmarks/out/suite_<preset>")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
@@ -278,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = PRESETS[args.preset]
     plans = make_plans(preset, args.cells, args.tasks, args.seeds)
     if not args.report_only:
-        statuses = run_suite(plans, preset, args.out.resolve(), args.jobs, args.address)
+        statuses = run_suite(plans, preset, args.out.resolve(), args.jobs, args.address, tuple(args.set))
         print(f"{statuses.count('skipped')} skipped, {len(statuses)} planned", flush=True)
     print(report(plans, args.out.resolve()))
     return 0

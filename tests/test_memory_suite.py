@@ -58,6 +58,8 @@ def test_overrides_name_every_setting():
         assert expected in items
     ur = suite.overrides(suite.RunPlan(plan.task, "lstm/ur", 0), Path("r"), "ray")
     assert not any("t_max" in item for item in ur) and "actors.backend=ray" in ur
+    extra = suite.overrides(plan, Path("r"), "local", ("learner.num_gpus=1", "agent.core.gate=ur"))
+    assert extra[-2:] == ["learner.num_gpus=1", "agent.core.gate=ur"]  # last, so they win
 
 
 def test_run_status_and_resume_command(tmp_path):
