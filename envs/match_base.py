@@ -6,9 +6,11 @@ taken after observation ``t`` is scored by the phase of ``t``:
     phase 1, t < cue_steps                 the cue (a colour); subclasses say how it is shown
     phase 2, cue_steps <= t < +delay       distractor: an apple in one of K slots; picking
                                            that slot pays ``apple_reward``
-    phase 3, t = cue_steps + delay         K colours in random slots; picking the slot with
-                                           the cue colour pays +1, anything else 0; the
-                                           episode ends either way
+    phase 3, t = cue_steps + delay         K colours in random slots; choosing the cue colour
+                                           pays +1, anything else 0; the episode ends either
+                                           way. ``choice="colour"``: action c names colour c;
+                                           ``choice="slot"``: action i picks the colour shown
+                                           in slot i (DeepMind Lab's "walk to the match")
 
 Everything random (cue, apple slots, option order) is drawn at ``reset`` from the
 environment's seeded generator, independently of each other, so a policy that
@@ -28,6 +30,7 @@ from envs.rendering import EMPTY, MAX_COLOURS, apple_code, num_codes, one_hot_co
 CUE, DISTRACTOR, CHOICE = 0, 1, 2
 NUM_PHASES = 3
 OBS_TYPES = ("vector", "image")
+CHOICES = ("colour", "slot")
 
 
 def check_task_options(*, num_colours: int, delay: int, obs_type: str, image_size: int) -> None:
@@ -60,18 +63,22 @@ class MatchEnv(gym.Env):
         cue_steps: int,
         delay: int,
         apple_reward: float,
+        choice: str,
         obs_type: str,
         image_size: int,
         num_actions: int,
         render_mode: str | None = None,
     ) -> None:
         check_task_options(num_colours=num_colours, delay=delay, obs_type=obs_type, image_size=image_size)
+        if choice not in CHOICES:
+            raise ValueError(f"choice={choice!r} must be one of {CHOICES}")
         if cue_steps < 1:
             raise ValueError(f"cue_steps={cue_steps} must be >= 1")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} must be None or 'rgb_array'")
         self.num_colours, self.cue_steps, self.delay = num_colours, cue_steps, delay
-        self.apple_reward, self.obs_type, self.image_size = float(apple_reward), obs_type, image_size
+        self.apple_reward, self.choice = float(apple_reward), choice
+        self.obs_type, self.image_size = obs_type, image_size
         self.render_mode = render_mode
         self.episode_length = cue_steps + delay + 1
         self.action_space = spaces.Discrete(num_actions)
@@ -114,11 +121,15 @@ class MatchEnv(gym.Env):
         elif phase == DISTRACTOR:
             reward = self.apple_reward if action == self._apple_slots[self._t - self.cue_steps] else 0.0
         else:
-            success = action < self.num_colours and self._options[action] == self._cue
+            success = action < self.num_colours and self._chosen_colour(action) == self._cue
             reward, info = float(success), {"success": bool(success)}
         self._t += 1
         terminated = self._t == self.episode_length
         return self._observation(), reward, terminated, False, info
+
+    def _chosen_colour(self, action: int) -> int:
+        """The colour a phase-3 action chooses (``action < K``)."""
+        return action if self.choice == "colour" else int(self._options[action])
 
     def render(self) -> np.ndarray | None:
         return self._image() if self.render_mode == "rgb_array" else None

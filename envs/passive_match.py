@@ -13,9 +13,11 @@ from envs.match_base import MatchEnv
 
 
 class PassiveMatchEnv(MatchEnv):
-    """Passive visual match with ``K = num_colours`` colours and actions ``0..K-1`` (pick slot).
+    """Passive visual match with ``K = num_colours`` colours and actions ``0..K-1``.
 
-    Defaults give 14-step episodes (3 cue + 10 distractor + 1 choice); the maximum
+    Actions pick a slot in phase 2 (the apple) and, in phase 3, name a colour
+    (``choice="colour"``, the default) or pick the slot showing it (``choice="slot"``,
+    a relational match that takes a small LSTM agent far longer to learn). Defaults give 14-step episodes (3 cue + 10 distractor + 1 choice); the maximum
     return is ``1 + delay * apple_reward`` (1.5), a memoryless policy's best is
     ``1/K + delay * apple_reward`` (0.75).
     """
@@ -26,6 +28,7 @@ class PassiveMatchEnv(MatchEnv):
         delay: int = 10,
         cue_steps: int = 3,
         apple_reward: float = 0.05,
+        choice: str = "colour",
         obs_type: str = "vector",
         image_size: int = 24,
         render_mode: str | None = None,
@@ -35,6 +38,7 @@ class PassiveMatchEnv(MatchEnv):
             cue_steps=cue_steps,
             delay=delay,
             apple_reward=apple_reward,
+            choice=choice,
             obs_type=obs_type,
             image_size=image_size,
             num_actions=num_colours,

@@ -48,10 +48,14 @@ def decode_match(obs: np.ndarray, num_colours: int, view_cells: int) -> tuple[np
 
 
 class MatchPolicy:
-    """Collects every apple; in the choice phase picks by ``choose(slots, cue)``; remembers the cue iff ``memory``."""
+    """Collects every apple; in phase 3 picks the slot ``choose(slots, cue)``; remembers the cue iff ``memory``.
 
-    def __init__(self, num_colours: int, view_cells: int, choose, memory: bool) -> None:
+    With ``choice="colour"`` the action names the colour shown in the chosen slot.
+    """
+
+    def __init__(self, num_colours: int, view_cells: int, choose, memory: bool, choice: str) -> None:
         self.num_colours, self.view_cells, self.choose, self.memory = num_colours, view_cells, choose, memory
+        self.choice = choice
         self.cue: int | None = None
         self.t = 0
 
@@ -68,7 +72,8 @@ class MatchPolicy:
             return TOUR[self.t - 1] if self.view_cells and self.t <= len(TOUR) else 0
         if phase == 1:
             return int(np.flatnonzero(slots == self.num_colours)[0])
-        return self.choose(slots, self.cue)
+        slot = self.choose(slots, self.cue)
+        return int(slots[slot]) if self.choice == "colour" else slot
 
 
 def play(env: gym.Env, policy, episodes: int, seed: int) -> tuple[np.ndarray, int]:
@@ -126,11 +131,12 @@ def test_same_seed_same_episodes_other_seed_other_episodes(env_id: str) -> None:
 
 
 @pytest.mark.parametrize("env_id", MATCH_TASKS)
-@pytest.mark.parametrize("num_colours,delay", [(4, 10), (3, 25)])
-def test_match_with_memory_reaches_max_return(env_id: str, num_colours: int, delay: int) -> None:
-    env = make(env_id, num_colours=num_colours, delay=delay)
+@pytest.mark.parametrize("num_colours,delay,choice", [(4, 10, "colour"), (4, 10, "slot"), (3, 25, "slot")])
+def test_match_with_memory_reaches_max_return(env_id: str, num_colours: int, delay: int, choice: str) -> None:
+    env = make(env_id, num_colours=num_colours, delay=delay, choice=choice)
     view_cells = 9 if "Active" in env_id else 0
-    policy = MatchPolicy(num_colours, view_cells, lambda slots, cue: int(np.flatnonzero(slots == cue)[0]), memory=True)
+    choose = lambda slots, cue: int(np.flatnonzero(slots == cue)[0])  # noqa: E731
+    policy = MatchPolicy(num_colours, view_cells, choose, memory=True, choice=choice)
     returns, successes = play(env, policy, episodes=100, seed=0)
     assert successes == 100
     np.testing.assert_allclose(returns, 1.0 + delay * 0.05)
@@ -145,12 +151,15 @@ MEMORYLESS_CHOICES = {
 
 
 @pytest.mark.parametrize("env_id", MATCH_TASKS)
-@pytest.mark.parametrize("choice", sorted(MEMORYLESS_CHOICES))
-def test_match_without_memory_stays_at_chance(env_id: str, choice: str) -> None:
+# The draws do not depend on ``choice``; in slot mode the rule that reads the slot order is the one to try.
+@pytest.mark.parametrize("choice,rule", [*(("colour", r) for r in sorted(MEMORYLESS_CHOICES)), ("slot", "first_slot")])
+def test_match_without_memory_stays_at_chance(env_id: str, rule: str, choice: str) -> None:
     num_colours, episodes = 4, 300
     view_cells = 9 if "Active" in env_id else 0
-    policy = MatchPolicy(num_colours, view_cells, MEMORYLESS_CHOICES[choice](np.random.default_rng(1)), memory=False)
-    returns, successes = play(make(env_id, num_colours=num_colours), policy, episodes=episodes, seed=1000)
+    choose = MEMORYLESS_CHOICES[rule](np.random.default_rng(1))
+    policy = MatchPolicy(num_colours, view_cells, choose, memory=False, choice=choice)
+    env = make(env_id, num_colours=num_colours, choice=choice)
+    returns, successes = play(env, policy, episodes=episodes, seed=1000)
     assert_at_chance(successes, episodes, 1 / num_colours)
     # Apples are visible, so a memoryless policy still collects every one of them.
     np.testing.assert_allclose(returns, 0.5 + (returns > 1.0))
@@ -275,6 +284,7 @@ def test_copy_image_shows_what_the_vector_shows() -> None:
         ("gatedrl/PassiveMatch-v0", {"num_colours": 9}),
         ("gatedrl/PassiveMatch-v0", {"delay": -1}),
         ("gatedrl/PassiveMatch-v0", {"obs_type": "pixels"}),
+        ("gatedrl/PassiveMatch-v0", {"choice": "walk"}),
         ("gatedrl/ActiveMatch-v0", {"room_size": 4}),
         ("gatedrl/Copy-v0", {"length": 0}),
     ],
