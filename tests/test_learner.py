@@ -434,3 +434,36 @@ def test_linear_schedule_reaches_zero_at_the_end():
     np.testing.assert_allclose(rates, [1e-3, 7.5e-4, 5e-4, 2.5e-4, 0.0, 0.0])
     constant = learner_config(learning_rate=1e-3, lr_schedule="constant")
     assert learning_rate_at(3, constant, total_updates=4) == 1e-3
+
+
+def test_reward_clip_clamps_the_trained_rewards():
+    agent = build_agent("tiny", box(3), gym.spaces.Discrete(2))
+    traj = ChainRollouts("terminate", 3, 2, agent, seed=2).rollout(5)
+    rng = np.random.default_rng(0)
+    big = dataclasses.replace(traj, reward=rng.normal(scale=5.0, size=traj.reward.shape).astype(np.float32))
+    clipped = dataclasses.replace(traj, reward=np.clip(big.reward, -1.0, 1.0))
+    with torch.no_grad():
+        results = []
+        for trajectory, config in ((big, learner_config(reward_clip=1.0)), (clipped, learner_config())):
+            batch = make_batch([trajectory], "cpu")
+            output, _ = agent(batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state)
+            results.append(impala_loss(batch, output, agent.distribution, config).vtrace.vs)
+    assert np.abs(big.reward).max() > 3.0
+    torch.testing.assert_close(results[0], results[1])
+
+
+def test_gradients_are_clipped_to_the_global_norm_before_the_step():
+    agent = build_agent("tiny", box(3), gym.spaces.Discrete(2))
+    learner = Learner(agent, learner_config(grad_norm_clip=1e-3), total_updates=10)
+    seen = []
+    original_step = learner.optimizer.step
+
+    def spy_step(*args, **kwargs):
+        grads = [p.grad for p in learner.agent.parameters() if p.grad is not None]
+        seen.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+        return original_step(*args, **kwargs)
+
+    learner.optimizer.step = spy_step
+    result = learner.update(learner.make_batch([ChainRollouts("terminate", 4, 2, agent).rollout(5)]))
+    assert result[m.OPTIM_GRAD_NORM] > 1e-2  # the metric is the norm before clipping
+    assert seen == [pytest.approx(1e-3, rel=1e-4)]
