@@ -137,8 +137,11 @@ def _first_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | Non
                 return f"agent config {key} is {saved_config.get(key)!r} in the checkpoint, {current_config.get(key)!r} here"
     saved_shapes, current_shapes = saved["parameter_shapes"], current["parameter_shapes"]
     for name in sorted(set(saved_shapes) | set(current_shapes)):
-        if saved_shapes.get(name) != current_shapes.get(name):
-            return f"parameter {name} has shape {saved_shapes.get(name)} in the checkpoint, {current_shapes.get(name)} here"
+        saved_shape, current_shape = saved_shapes.get(name), current_shapes.get(name)
+        if saved_shape != current_shape:
+            where = f"has shape {saved_shape}" if saved_shape is not None else "is missing"
+            here = f"{current_shape}" if current_shape is not None else "missing"
+            return f"parameter {name} {where} in the checkpoint, {here} here"
     for key in ("agent_class", "optimizer"):
         if saved[key] != current[key]:
             return f"{key} is {saved[key]!r} in the checkpoint, {current[key]!r} here"
