@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from memory_cells.gates import chunked_cumax, master_gate, refine_gate
+from memory_cells.recurrent_product import RecurrentProduct
 from memory_cells.spec import GateSpec
 
 State = tuple[Tensor, ...]
@@ -60,11 +61,14 @@ class RecurrentCell(nn.Module):
         """The input half of every gate pre-activation, biases included: ``[..., I] -> [..., W]``."""
         raise NotImplementedError
 
-    def recurrent_step(self, xp: Tensor, state: State, collect_gates: bool) -> tuple[Tensor, State, Gates]:
+    def recurrent_step(
+        self, xp: Tensor, state: State, collect_gates: bool, product: RecurrentProduct | None = None
+    ) -> tuple[Tensor, State, Gates]:
         """One step from projected inputs ``xp [B, W]``: ``(h [B, H], new_state, gates)``.
 
         ``gates`` maps ``f``, ``g`` (and ``r``/``m`` where they exist) to ``[B, H]`` activations
-        when ``collect_gates``, and is empty otherwise.
+        when ``collect_gates``, and is empty otherwise. ``product`` computes ``xp + h W_hh^T``;
+        ``unroll`` passes one that defers the weight gradient (plain autograd when None).
         """
         raise NotImplementedError
 

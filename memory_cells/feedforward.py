@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from memory_cells.base import Gates, RecurrentCell, State, uniform_weight
+from memory_cells.recurrent_product import RecurrentProduct
 
 
 class FeedForwardCell(RecurrentCell):
@@ -30,6 +31,8 @@ class FeedForwardCell(RecurrentCell):
         """``tanh(x W^T + b)``: ``[..., I] -> [..., H]`` (the whole layer; nothing is left for the step)."""
         return torch.tanh(nn.functional.linear(x, self.weight, self.bias))
 
-    def recurrent_step(self, xp: Tensor, state: State, collect_gates: bool) -> tuple[Tensor, State, Gates]:
-        """The output is the projected input itself; the state stays ``()``."""
+    def recurrent_step(
+        self, xp: Tensor, state: State, collect_gates: bool, product: RecurrentProduct | None = None
+    ) -> tuple[Tensor, State, Gates]:
+        """The output is the projected input itself; the state stays ``()`` (there is no recurrent product)."""
         return xp, (), {}

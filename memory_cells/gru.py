@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from memory_cells.base import Gates, RecurrentCell, State, effective_forget, uniform_weight
 from memory_cells.bias import GateBias, slot_widths
+from memory_cells.recurrent_product import RecurrentProduct
 from memory_cells.spec import GateSpec
 
 
@@ -48,11 +49,14 @@ class GatedGRUCell(RecurrentCell):
         """``x W_ih^T + b``: ``[..., I] -> [..., W]``."""
         return F.linear(x, self.weight_ih, self.gate_bias())
 
-    def recurrent_step(self, xp: Tensor, state: State, collect_gates: bool) -> tuple[Tensor, State, Gates]:
+    def recurrent_step(
+        self, xp: Tensor, state: State, collect_gates: bool, product: RecurrentProduct | None = None
+    ) -> tuple[Tensor, State, Gates]:
         """One GRU step from ``xp [B, W]`` (see the module docstring for the equations)."""
         (h,) = state
+        product = product or RecurrentProduct(self.weight_hh, deferred=False)
         x_parts = dict(zip(self.slots, xp.split(self.widths, dim=1), strict=True))
-        h_parts = dict(zip(self.slots, (h @ self.weight_hh.t()).split(self.widths, dim=1), strict=True))
+        h_parts = dict(zip(self.slots, product(h).split(self.widths, dim=1), strict=True))
         z = {k: x_parts[k] + h_parts[k] for k in self.slots if k != "u"}
         reset = torch.sigmoid(z["reset"])
         f, g, aux = effective_forget(self.spec, z["f"], z.get("r"), z.get("m"))

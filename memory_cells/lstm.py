@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from memory_cells.base import Gates, RecurrentCell, State, effective_forget, uniform_weight
 from memory_cells.bias import GateBias, slot_widths
+from memory_cells.recurrent_product import RecurrentProduct
 from memory_cells.spec import GateSpec
 
 
@@ -46,10 +47,13 @@ class GatedLSTMCell(RecurrentCell):
         """``x W_ih^T + b``: ``[..., I] -> [..., W]``."""
         return F.linear(x, self.weight_ih, self.gate_bias())
 
-    def recurrent_step(self, xp: Tensor, state: State, collect_gates: bool) -> tuple[Tensor, State, Gates]:
+    def recurrent_step(
+        self, xp: Tensor, state: State, collect_gates: bool, product: RecurrentProduct | None = None
+    ) -> tuple[Tensor, State, Gates]:
         """One LSTM step from ``xp [B, W]`` (see the module docstring for the equations)."""
         h, c = state
-        z = dict(zip(self.slots, torch.addmm(xp, h, self.weight_hh.t()).split(self.widths, dim=1), strict=True))
+        product = product or RecurrentProduct(self.weight_hh, deferred=False)
+        z = dict(zip(self.slots, product(h, xp).split(self.widths, dim=1), strict=True))
         f, g, aux = effective_forget(self.spec, z["f"], z.get("r"), z.get("m"))
         u = torch.tanh(z["u"])
         # Tied: lerp(u, c, g) = u + g * (c - u) = g * c + (1 - g) * u in one fused op.

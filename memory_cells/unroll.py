@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from memory_cells.base import Gates, RecurrentCell, State
+from memory_cells.recurrent_product import RecurrentProduct
 
 
 def unroll(
@@ -35,13 +36,17 @@ def unroll(
     keep = (~is_first.bool()).to(xp.dtype).unsqueeze(-1)  # [T, B, 1]
     # Which steps reset anything: one host transfer up front rather than a sync per step.
     resets = is_first.bool().any(dim=1).tolist()
+    weight = getattr(cell, "weight_hh", None)  # the memoryless cell has no recurrent product
+    deferred = weight is not None and weight.requires_grad and torch.is_grad_enabled()
+    # Training: the recurrent weight gradient is formed once over all T steps (memory_cells/recurrent_product.py).
+    product = RecurrentProduct(weight, deferred) if weight is not None else None
     outputs, gate_steps = [], []
     # unbind, not xp[t]: the backward of T selects would zero-fill a [T, B, W] gradient T times.
     for t, xp_t in enumerate(xp.unbind(0)):
         if resets[t]:
             # The initial state is zeros, so a reset is a multiplication by the keep mask.
             state = tuple(s * keep[t].view(-1, *([1] * (s.dim() - 1))) for s in state)
-        h, state, gates = cell.recurrent_step(xp_t, state, collect_gates)
+        h, state, gates = cell.recurrent_step(xp_t, state, collect_gates, product)
         outputs.append(h)
         gate_steps.append(gates)
     h = torch.stack(outputs)

@@ -222,6 +222,54 @@ def test_unroll_equals_single_steps_and_reports_gates(cell, gate):
     assert unroll(module, x, is_first, state)[0].shape == (T, B, H)
 
 
+def step_by_step(module, x, is_first, state):
+    """The reference unroll: ``module(x_t, state)`` per step (plain autograd), zeroing reset entries."""
+    outputs = []
+    for t in range(x.shape[0]):
+        state = tuple(s * (~is_first[t]).to(s.dtype)[:, None] for s in state)
+        out, state = module(x[t], state)
+        outputs.append(out)
+    return torch.stack(outputs), state
+
+
+@pytest.mark.parametrize("cell, gate", ALL)
+def test_unroll_gradients_equal_single_step_gradients(cell, gate):
+    # unroll defers the recurrent weight gradient to one matmul (memory_cells/recurrent_product.py);
+    # the single steps use plain autograd.
+    torch.manual_seed(16)
+    module = make_cell(cell, gate, IN, H).double()
+    x, is_first = inputs(seed=17)
+    x.requires_grad_()
+    state = tuple(torch.randn_like(s).requires_grad_() for s in module.initial_state(B))
+    weights = torch.arange(H, dtype=torch.float64)  # weight the units differently
+
+    def loss(h, final):
+        return (h * weights).sum() + sum(s.square().sum() for s in final)
+
+    wrt = [x, *state, *module.parameters()]
+    grads = torch.autograd.grad(loss(*unroll(module, x, is_first, state)), wrt)
+    expected = torch.autograd.grad(loss(*step_by_step(module, x, is_first, state)), wrt)
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10)
+
+
+def test_deferred_weight_gradient_survives_repeated_and_partial_backward():
+    torch.manual_seed(18)
+    module = make_cell("lstm", "ur", IN, H).double()
+    x, is_first = inputs(seed=19)
+    x.requires_grad_()
+    h, _ = unroll(module, x, is_first, module.initial_state(B))
+    (only_x,) = torch.autograd.grad(h.sum(), [x], retain_graph=True)  # no weight gradient asked for
+    first = torch.autograd.grad(h.sum(), [module.weight_hh, x], retain_graph=True)
+    second = torch.autograd.grad(h[:2].sum(), [module.weight_hh], retain_graph=True)  # only steps 0, 1
+    third = torch.autograd.grad(h.sum(), [module.weight_hh, x])
+    eager_h, _ = step_by_step(module, x, is_first, module.initial_state(B))  # plain autograd
+    torch.testing.assert_close(first[0], torch.autograd.grad(eager_h.sum(), [module.weight_hh], retain_graph=True)[0])
+    torch.testing.assert_close(second[0], torch.autograd.grad(eager_h[:2].sum(), [module.weight_hh])[0])
+    torch.testing.assert_close(third[0], first[0])
+    torch.testing.assert_close(first[1], only_x)
+
+
 # Property 13: running over episode resets equals running each episode separately from a zero state.
 @pytest.mark.parametrize("cell, gate", ALL)
 def test_reset_equals_separate_episodes(cell, gate):
