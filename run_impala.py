@@ -66,9 +66,22 @@ def check_buildable(config: Config) -> None:
     from envs import validate_env_config
     from learner.loop import probe_spaces
 
+    check_local_cpus(config)
     validate_env_config(config.env)
     obs_space, action_space = probe_spaces(config)
     Agent(obs_space, action_space, config.agent)
+
+
+def check_local_cpus(config: Config) -> None:
+    """Ray would wait forever for actors that reserve more CPUs than this machine has."""
+    actors = config.actors
+    needed = actors.num_actors * actors.num_cpus_per_actor
+    cores = os.cpu_count() or 1
+    if actors.backend == "ray" and config.run.address is None and needed > cores:
+        raise ConfigError(
+            f"actors.num_actors={actors.num_actors} x actors.num_cpus_per_actor={actors.num_cpus_per_actor}"
+            f" reserve {needed:g} CPUs but this machine has {cores}; lower one of them (e.g. num_cpus_per_actor=0.5)"
+        )
 
 
 def start_ray(config: Config, ship_code: bool) -> None:

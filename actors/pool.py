@@ -73,6 +73,10 @@ class _RemoteWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def node_id(self) -> str:
+        """The Ray node this actor runs on (for placement checks on a cluster)."""
+        return ray.get_runtime_context().get_node_id()
+
     def close(self) -> None:
         self._worker.close()
 

@@ -79,7 +79,16 @@ def validate_trajectory(traj: Trajectory) -> None:
     time_batch = traj.reward.shape[:2]
     if traj.reward.ndim != 2 or time_batch[0] < 2:
         raise ValueError(f"Trajectory.reward must be [T+1, B] with T >= 1, got shape {traj.reward.shape}")
-    for name in ("obs", "prev_action", "prev_reward", "is_first", "action", "behaviour_logits", "terminated", "truncated"):
+    for name in (
+        "obs",
+        "prev_action",
+        "prev_reward",
+        "is_first",
+        "action",
+        "behaviour_logits",
+        "terminated",
+        "truncated",
+    ):
         shape = getattr(traj, name).shape
         if shape[:2] != time_batch:
             raise ValueError(f"Trajectory.{name} has leading shape {shape[:2]}, expected [T+1, B] = {time_batch}")

@@ -42,6 +42,7 @@ class Agent(nn.Module):
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, agent_config: AgentConfig) -> None:
         super().__init__()
+        self.agent_config = agent_config  # checkpoints record it, to refuse weights of another model
         self.observation_space = observation_space
         self.action_space = action_space
         self.distribution: ActionDistribution = make_distribution(action_space)

@@ -9,6 +9,7 @@ On CUDA each field is gathered once into pinned host memory and copied with
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,7 +66,10 @@ class Batch:
 
 def _to_device(arrays: Sequence[np.ndarray], dim: int, device: torch.device) -> Tensor:
     """Concatenate numpy arrays along ``dim`` and move the result to ``device`` with one copy."""
-    parts = [torch.from_numpy(np.ascontiguousarray(array)) for array in arrays]
+    with warnings.catch_warnings():
+        # Arrays from Ray's object store are read-only; these views are only read (concatenated).
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        parts = [torch.from_numpy(np.ascontiguousarray(array)) for array in arrays]
     if device.type != "cuda":
         # A single part is copied too: the batch must not alias an actor's buffer.
         return torch.cat(parts, dim=dim).to(device)

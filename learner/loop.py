@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import torch
 
 from actors.local_pool import LocalActorPool
 from actors.trajectory import EpisodeStats
@@ -46,6 +48,16 @@ def updates_for(config: Config) -> int:
     a = config.actors
     steps_per_update = config.learner.batch_size * a.unroll_length * a.envs_per_actor
     return max(1, -(-config.run.total_env_steps // steps_per_update))
+
+
+def learner_threads(config: Config) -> int:
+    """Threads for a learner in this process: ``learner.cpu_threads``, or the cores that local Ray
+    actors leave free (the in-process backend steps its actors between updates, so all cores)."""
+    if config.learner.cpu_threads:
+        return config.learner.cpu_threads
+    actors_here = config.actors.backend == "ray" and config.run.address is None
+    busy = config.actors.num_actors * config.actors.num_cpus_per_actor if actors_here else 0
+    return max(1, int((os.cpu_count() or 1) - busy))
 
 
 def probe_spaces(config: Config) -> tuple[gym.Space, gym.Space]:
@@ -113,14 +125,17 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]
     obs_space, action_space = probe_spaces(config)
     agent_factory = functools.partial(Agent, obs_space, action_space, config.agent)
     learner = make_learner(config, agent_factory)
+    if isinstance(learner, LocalLearner):
+        torch.set_num_threads(learner_threads(config))
     if resume:
         restore(learner, run_dir)
     counters = learner.counters()
     logger = TensorBoardLogger(run_dir, purge_step=counters.env_steps if resume else None)
     if not resume:
         logger.text("config", "```\n" + to_yaml(config) + "```")
-    progress = Progress(env_steps=counters.env_steps, updates=counters.updates, start_steps=counters.env_steps)
     pool = make_pool(config, agent_factory)
+    pool.wait_ready()  # actor start-up (seconds: each imports torch) is not training time
+    progress = Progress(env_steps=counters.env_steps, updates=counters.updates, start_steps=counters.env_steps)
     log.info("learner on %s; %d actors x %d envs; run folder %s", learner.device(), config.actors.num_actors,
              config.actors.envs_per_actor, run_dir)  # fmt: skip
     try:
