@@ -31,6 +31,7 @@ from benchmarks.plotting import markdown_table, plot_curves, smooth, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 RETURN_TAG = "charts/episode_return"
+BINARY_TAG = "gates/binary_frac"  # fraction of g outside [0.05, 0.95] (learner/gate_stats.py)
 SUCCESS_FRACTION = 0.9  # success threshold: 90% of the task's maximum return
 SMOOTHING = 10  # logged points in the trailing mean used for the curves and the threshold
 
@@ -175,16 +176,24 @@ def run_suite(
         return list(pool.map(lambda p: execute(p, preset, out_dir, address, extra), plans))
 
 
-def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(env_steps [N], mean episode return [N])`` from the run's TensorBoard events (all event files)."""
+def read_series(run_dir: Path, tags: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{tag: (env_steps [N], value [N])}`` from the run's TensorBoard events (all event files); absent tags are empty."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     accumulator.Reload()
-    if RETURN_TAG not in accumulator.Tags().get("scalars", []):
-        return np.zeros(0), np.zeros(0)
-    events = sorted({e.step: e.value for e in accumulator.Scalars(RETURN_TAG)}.items())  # a resume rewrites steps
-    return np.array([s for s, _ in events], dtype=np.float64), np.array([v for _, v in events], dtype=np.float64)
+    present = set(accumulator.Tags().get("scalars", []))
+    series = {}
+    for tag in tags:
+        # A resumed run logs some steps again: the later value of a step wins.
+        events = sorted({e.step: e.value for e in accumulator.Scalars(tag)}.items()) if tag in present else []
+        series[tag] = (np.array([s for s, _ in events], dtype=np.float64), np.array([v for _, v in events]))
+    return series
+
+
+def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(env_steps [N], mean episode return [N])``: the learning curve of one run."""
+    return read_series(run_dir, (RETURN_TAG,))[RETURN_TAG]
 
 
 def steps_to_threshold(steps: np.ndarray, returns: np.ndarray, threshold: float) -> float | None:
@@ -206,7 +215,9 @@ def run_metrics(plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:
     run_dir = out_dir / "runs" / plan.name
     if not run_dir.exists():
         return None
-    steps, returns = read_curve(run_dir)
+    series = read_series(run_dir, (RETURN_TAG, BINARY_TAG))
+    steps, returns = series[RETURN_TAG]
+    binary = series[BINARY_TAG][1]
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
     return {
         "task": plan.task.name, "cell": plan.cell, "seed": plan.seed,
@@ -214,6 +225,7 @@ def run_metrics(plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:
         "env_steps": summary.get("env_steps"), "final_return": summary.get("mean_return"),
         "final_episodes": summary.get("return_window"), "auc": area_under_curve(steps, returns),
         "steps_to_threshold": steps_to_threshold(steps, returns, SUCCESS_FRACTION * plan.task.max_return),
+        "binary_g": float(binary[-1]) if binary.size else None,
         "wall_time_s": summary.get("wall_time_s"), "curve": (steps, returns),
     }  # fmt: skip
 
@@ -224,9 +236,9 @@ def spread(values: list[float | None]) -> tuple[float | None, float | None, floa
 
 
 CELL_HEADERS = ["task", "cell", "runs (done)", "final return median", "min", "max", "AUC median", "min", "max",
-                "reached 90% of max", "median steps to 90%"]  # fmt: skip
+                "reached 90% of max", "median steps to 90%", "binary g (median)"]  # fmt: skip
 RUN_HEADERS = ["task", "cell", "seed", "status", "env_steps", "final_return", "final_episodes", "auc",
-               "steps_to_threshold", "wall_time_s"]  # fmt: skip
+               "steps_to_threshold", "binary_g", "wall_time_s"]  # fmt: skip
 
 
 def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
@@ -238,7 +250,8 @@ def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
         reached = [r["steps_to_threshold"] for r in runs if r["steps_to_threshold"] is not None]
         done = sum(r["status"] == "done" for r in runs)
         table.append([task, cell, f"{len(runs)} ({done})", *spread([r["final_return"] for r in runs]),
-                      *spread([r["auc"] for r in runs]), f"{len(reached)}/{len(runs)}", spread(reached)[0]])  # fmt: skip
+                      *spread([r["auc"] for r in runs]), f"{len(reached)}/{len(runs)}", spread(reached)[0],
+                      spread([r["binary_g"] for r in runs])[0]])  # fmt: skip
     return table
 
 
