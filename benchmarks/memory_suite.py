@@ -51,17 +51,20 @@ class Task:
     total_env_steps: int
     unroll_length: int
     kwargs: dict[str, Any] = field(default_factory=dict)
+    references: tuple[tuple[str, float], ...] = ()  # named reference returns drawn on the figure
 
 
 def passive_match(delay: int, steps: int, unroll: int) -> Task:
     # Episode: 3 cue steps + delay + 1 choice; maximum 1 + delay * 0.05 (docs/envs.md).
+    # Uniform random: 1/4 on the match and 1/4 of the apples; memoryless best: all apples, 1/4 on the match.
+    references = (("uniform random", 0.25 + 0.05 * delay / 4), ("memoryless best", 0.25 + 0.05 * delay))
     return Task(f"PassiveMatch-d{delay}", "gatedrl/PassiveMatch-v0", 1 + 0.05 * delay, delay + 4, steps, unroll,
-                {"delay": delay})  # fmt: skip
+                {"delay": delay}, references)  # fmt: skip
 
 
 def popgym(name: str, episode_length: int, steps: int, unroll: int) -> Task:
-    # POPGym scales every task's episode return to at most 1.
-    return Task(name, f"popgym-{name}-v0", 1.0, episode_length, steps, unroll)
+    # POPGym scales every task's episode return into [-1, 1]; guessing among 4 answers averages -0.5.
+    return Task(name, f"popgym-{name}-v0", 1.0, episode_length, steps, unroll, references=(("uniform random", -0.5),))
 
 
 CPU_TASKS = (
@@ -272,7 +275,7 @@ def report(plans: list[RunPlan], out_dir: Path) -> str:
         if curves:
             plot_curves(curves, out_dir / f"{task.name}.png", title=f"{task.name}: episode return",
                         xlabel="environment steps", ylabel=f"mean episode return ({SMOOTHING}-update mean)",
-                        hlines={"max return": task.max_return})  # fmt: skip
+                        hlines={"max return": task.max_return, **dict(task.references)})  # fmt: skip
     return text
 
 
