@@ -63,8 +63,8 @@ def plot_curves(
         x, median, low, high = seed_band(seeds)
         (line,) = axes.plot(x, median, label=f"{label} (n={len(seeds)})", linewidth=1.4)
         axes.fill_between(x, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
-    for name, value in (hlines or {}).items():
-        axes.axhline(value, color="grey", linestyle="--", linewidth=0.9, label=name)
+    for (name, value), style in zip((hlines or {}).items(), ["--", ":", "-.", (0, (1, 3))] * 4, strict=False):
+        axes.axhline(value, color="grey", linestyle=style, linewidth=0.9, label=name)
     if logy:
         axes.set_yscale("log")
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
