@@ -2,7 +2,7 @@
 
 Compared with the fused ``torch.nn.LSTM`` (no resets: it cannot reset mid-sequence) and with
 ``lstm/standard``. The cells get inputs with episode resets (``is_first``) inside the sequence,
-as the learner does. Prints a table of median milliseconds over ``--repeats`` runs.
+as the learner does. Prints a table of the median (or min) milliseconds over ``--repeats`` interleaved rounds.
 
     python -m benchmarks.cells                       # all variants, T = 20 and 80, B = 32, H = 256
     python -m benchmarks.cells --threads 1 --variants lstm/standard lstm/ur
@@ -28,16 +28,11 @@ def all_variants() -> list[str]:
     return [f"{c}/{g}" for c in CELLS if c != "none" for g in GATES] + ["none/standard"]
 
 
-def median_ms(fn: Callable[[], None], repeats: int, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in milliseconds after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+def time_ms(fn: Callable[[], None]) -> float:
+    """Wall time of one call of ``fn`` in milliseconds."""
+    start = time.perf_counter()
+    fn()
+    return 1e3 * (time.perf_counter() - start)
 
 
 def episode_starts(t: int, b: int, generator: torch.Generator) -> torch.Tensor:
@@ -75,11 +70,24 @@ def fused_lstm_fn(t: int, b: int, h: int) -> Callable[[], None]:
     return run
 
 
-def measure(variants: list[str], shapes: tuple[tuple[int, int, int], ...], repeats: int) -> dict[str, list[float]]:
-    """``{name: [ms per shape]}`` for the fused LSTM and every variant."""
-    results = {FUSED: [median_ms(fused_lstm_fn(*s), repeats) for s in shapes]}
-    for variant in variants:
-        results[variant] = [median_ms(cell_step_fn(variant, *s), repeats) for s in shapes]
+def measure(
+    variants: list[str], shapes: tuple[tuple[int, int, int], ...], repeats: int, statistic: str = "median"
+) -> dict[str, list[float]]:
+    """``{name: [ms per shape]}`` for the fused LSTM and every variant.
+
+    The runs are interleaved (round-robin over all entries, ``repeats`` rounds after one warm-up round),
+    so that every entry sees the same mix of load on a shared machine; ``statistic`` (median or min)
+    then summarises each entry's rounds.
+    """
+    reduce = statistics.median if statistic == "median" else min
+    results = {}
+    for shape in shapes:
+        fns = {FUSED: fused_lstm_fn(*shape)} | {v: cell_step_fn(v, *shape) for v in variants}
+        for fn in fns.values():
+            fn()
+        rounds = [{name: time_ms(fn) for name, fn in fns.items()} for _ in range(repeats)]
+        for name in fns:
+            results.setdefault(name, []).append(reduce([r[name] for r in rounds]))
     return results
 
 
@@ -100,7 +108,8 @@ def format_table(results: dict[str, list[float]], shapes: tuple[tuple[int, int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="*", default=all_variants(), help="cell/gate names (default: all)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per entry; the median is reported")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (each runs every entry once)")
+    parser.add_argument("--statistic", default="median", choices=["median", "min"], help="summary of the rounds")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=256)
@@ -109,8 +118,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = tuple((t, args.batch, args.hidden) for t in args.lengths)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={args.batch}, H={args.hidden}")
-    print(format_table(measure(args.variants, shapes, args.repeats), shapes))
+    threads = torch.get_num_threads()
+    print(
+        f"torch {torch.__version__}, {threads} threads, B={args.batch}, H={args.hidden}, {args.statistic} of {args.repeats}"
+    )
+    print(format_table(measure(args.variants, shapes, args.repeats, args.statistic), shapes))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def master_gate(f: Tensor, m: Tensor) -> Tensor:
     overlap ``w = m * i_m`` once the master input gate is tied to the master forget gate,
     ``i_m = 1 - m`` (Shen et al. 2019, eqs. 12-14, with the tied update of PAPER.md section 1).
     """
-    return m * (m + (1.0 - m) * f)
+    return m * torch.addcmul(m, 1.0 - m, f)
 
 
 def cumax(z: Tensor, dim: int = -1) -> Tensor:
