@@ -229,6 +229,7 @@ def run_metrics(plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:
         "final_episodes": summary.get("return_window"), "auc": area_under_curve(steps, returns),
         "steps_to_threshold": steps_to_threshold(steps, returns, SUCCESS_FRACTION * plan.task.max_return),
         "binary_g": float(binary[-1]) if binary.size else None,
+        "policy_entropy": summary.get("last_metrics", {}).get("policy/entropy"),
         "wall_time_s": summary.get("wall_time_s"), "curve": (steps, returns),
     }  # fmt: skip
 
@@ -241,7 +242,7 @@ def spread(values: list[float | None]) -> tuple[float | None, float | None, floa
 CELL_HEADERS = ["task", "cell", "runs (done)", "final return median", "min", "max", "AUC median", "min", "max",
                 "reached 90% of max", "median steps to 90%", "binary g (median)"]  # fmt: skip
 RUN_HEADERS = ["task", "cell", "seed", "status", "env_steps", "final_return", "final_episodes", "auc",
-               "steps_to_threshold", "binary_g", "wall_time_s"]  # fmt: skip
+               "steps_to_threshold", "binary_g", "policy_entropy", "wall_time_s"]  # fmt: skip
 
 
 def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
