@@ -64,6 +64,19 @@ class Trajectory:
         return self.unroll_length * self.batch_size
 
 
+# The per-step fields, all [T+1, B, ...], in the order of the record.
+STEP_FIELDS = (
+    "obs",
+    "prev_action",
+    "prev_reward",
+    "is_first",
+    "action",
+    "behaviour_logits",
+    "reward",
+    "terminated",
+    "truncated",
+)
+
 _STEP_DTYPES = {
     "prev_reward": np.float32,
     "is_first": np.bool_,
@@ -79,16 +92,7 @@ def validate_trajectory(traj: Trajectory) -> None:
     time_batch = traj.reward.shape[:2]
     if traj.reward.ndim != 2 or time_batch[0] < 2:
         raise ValueError(f"Trajectory.reward must be [T+1, B] with T >= 1, got shape {traj.reward.shape}")
-    for name in (
-        "obs",
-        "prev_action",
-        "prev_reward",
-        "is_first",
-        "action",
-        "behaviour_logits",
-        "terminated",
-        "truncated",
-    ):
+    for name in STEP_FIELDS:
         shape = getattr(traj, name).shape
         if shape[:2] != time_batch:
             raise ValueError(f"Trajectory.{name} has leading shape {shape[:2]}, expected [T+1, B] = {time_batch}")

@@ -17,20 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from actors.trajectory import Trajectory
-
-# The per-step fields of a Trajectory, all [T+1, B, ...], in the order of the record.
-STEP_FIELDS = (
-    "obs",
-    "prev_action",
-    "prev_reward",
-    "is_first",
-    "action",
-    "behaviour_logits",
-    "reward",
-    "terminated",
-    "truncated",
-)
+from actors.trajectory import STEP_FIELDS, Trajectory
 
 
 @dataclass(frozen=True)
