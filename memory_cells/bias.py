@@ -19,8 +19,9 @@ def slot_widths(spec: GateSpec, hidden_size: int) -> dict[str, int]:
     """The pre-activation slots of a cell, in order, with their widths.
 
     LSTM: ``[aux,] f, u, o`` with aux = ``i`` (untied input gate), ``r`` (refine) or ``m`` (master),
-    which puts the classic LSTM in ``torch.nn.LSTMCell``'s order (i, f, g, o). GRU: ``reset, f, u[, aux]``,
-    ``torch.nn.GRUCell``'s order (r, z, n) with the update gate z as f. Cumax logits are
+    which puts the classic LSTM in ``torch.nn.LSTMCell``'s order (i, f, g, o). GRU: ``reset, f[, aux], u``,
+    ``torch.nn.GRUCell``'s order (r, z, n) with the update gate z as f (the candidate u last, so that the
+    gate slots are one contiguous block). Cumax logits are
     ``hidden_size / chunk_size`` wide.
     """
     chunked = hidden_size // spec.chunk_size
@@ -30,7 +31,7 @@ def slot_widths(spec: GateSpec, hidden_size: int) -> dict[str, int]:
     if spec.cell == "lstm":
         slots = ([aux] if aux else []) + ["f", "u", "o"]
     else:
-        slots = ["reset", "f", "u"] + ([aux] if aux else [])
+        slots = ["reset", "f"] + ([aux] if aux else []) + ["u"]
     return {s: f_width if s == "f" else widths.get(s, hidden_size) for s in slots}
 
 

@@ -55,11 +55,12 @@ class GatedGRUCell(RecurrentCell):
         """One GRU step from ``xp [B, W]`` (see the module docstring for the equations)."""
         (h,) = state
         product = product or RecurrentProduct(self.weight_hh, deferred=False)
-        x_parts = dict(zip(self.slots, xp.split(self.widths, dim=1), strict=True))
-        h_parts = dict(zip(self.slots, product(h).split(self.widths, dim=1), strict=True))
-        z = {k: x_parts[k] + h_parts[k] for k in self.slots if k != "u"}
+        # The candidate slot u is last: the gate slots before it need one add, the candidate its reset product.
+        split = (xp.shape[1] - self.hidden_size, self.hidden_size)
+        (x_gates, x_u), (h_gates, h_u) = xp.split(split, dim=1), product(h).split(split, dim=1)
+        z = dict(zip(self.slots[:-1], (x_gates + h_gates).split(self.widths[:-1], dim=1), strict=True))
         reset = torch.sigmoid(z["reset"])
         f, g, aux = effective_forget(self.spec, z["f"], z.get("r"), z.get("m"))
-        n = torch.tanh(torch.addcmul(x_parts["u"], reset, h_parts["u"] + self.bias_hn))
+        n = torch.tanh(torch.addcmul(x_u, reset, h_u + self.bias_hn))
         h = torch.lerp(n, h, g)  # g * h + (1 - g) * n
         return h, (h,), ({"f": f, "g": g, **aux} if collect_gates else {})

@@ -58,9 +58,8 @@ def split_slots(z, cell, gate, untied, chunk):
     primary, aux = PAPER_VARIANTS[gate]
     aux_slot = "i" if untied else {"none": None, "refine": "r", "master": "m"}[aux]
     width = {"f": H // chunk if primary == "cumax" else H, "m": H // chunk}
-    names = ([aux_slot] if aux_slot else []) + ["f", "u", "o"] if cell == "lstm" else ["reset", "f", "u"]
-    if cell == "gru" and aux_slot:
-        names.append(aux_slot)
+    aux_slots = [aux_slot] if aux_slot else []
+    names = [*aux_slots, "f", "u", "o"] if cell == "lstm" else ["reset", "f", *aux_slots, "u"]
     edges = np.cumsum([0] + [width.get(n, H) for n in names])
     return {n: z[:, edges[k] : edges[k + 1]] for k, n in enumerate(names)}
 
