@@ -66,12 +66,16 @@ class System(NamedTuple):
     learner_ms: float  # mean Learner.update wall time
     queue_wait_ms: float  # mean per update: waiting for rollouts + fetching them
     policy_lag: float  # mean versions between acting and learning
-    learner_threads: int
 
 
 def ceiling(cores: float, parts: Parts) -> float:
     """Env steps/s that ``cores`` could reach if nothing but the parts cost time: C / (1/a + 1/b + 1/c)."""
     return cores / (1.0 / parts.env + 1.0 / parts.inference + 1.0 / parts.learner)
+
+
+def worker_ceiling(cores: float, parts: Parts) -> float:
+    """The same bound with the real worker's cost per step in place of 1/a + 1/b: C / (1/worker + 1/c)."""
+    return cores / (1.0 / parts.worker + 1.0 / parts.learner)
 
 
 def bench_config(preset: str, gate: str, hidden_size: int, env_steps: int, extra: list[str]) -> Config:
@@ -190,7 +194,6 @@ def measure_system(config: Config) -> System:
         learner_ms=statistics.mean(learner_ms),
         queue_wait_ms=scalars.get("perf/queue_wait_ms", [float("nan")])[-1],  # the loop logs a running mean
         policy_lag=statistics.mean(scalars.get("actors/policy_lag", [float("nan")])),
-        learner_threads=learner_threads(config),
     )
 
 
@@ -219,8 +222,36 @@ def run_case(config: Config, args: argparse.Namespace, label: str) -> tuple[Part
         parts.append(measure_parts(config, args.part_seconds))
         systems.append(measure_system(config))
         fractions.append(systems[-1].steps_per_s / ceiling(args.cores, parts[-1]))
-        print(f"  {label} repeat {repeat}: {parts[-1]} {systems[-1]} fraction {fractions[-1]:.2f}", flush=True)
+        p, q = parts[-1], systems[-1]
+        print(
+            f"  {label} #{repeat}: a {p.env:,.0f} b {p.inference:,.0f} c {p.learner:,.0f} worker {p.worker:,.0f}"
+            f" | system {q.steps_per_s:,.0f} = {fractions[-1]:.0%} of ceiling | learner {q.learner_ms:.0f} ms,"
+            f" queue wait {q.queue_wait_ms:.0f} ms, lag {q.policy_lag:.2f} | load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     return median_tuple(parts), median_tuple(systems), statistics.median(fractions)
+
+
+def print_tables(rows: list[tuple], cores: float, repeats: int) -> None:
+    """The markdown tables of docs/bench_throughput.md: rates and fractions, then where the time went."""
+    print(f"\nmedians over {repeats} repeats; parts on 1 thread each; rates in env steps/s (c: samples/s)")
+    print("| case | T x B (learner) | a env | b inference | c learner | ceiling | system | fraction |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, config, parts, system, fraction in rows:
+        a = config.actors
+        shape = f"{a.unroll_length} x {a.envs_per_actor * config.learner.batch_size}"
+        print(
+            f"| {label} | {shape} | {parts.env:,.0f} | {parts.inference:,.0f} | {parts.learner:,.0f} "
+            f"| {ceiling(cores, parts):,.0f} | {system.steps_per_s:,.0f} | {fraction:.0%} |"
+        )
+    print("\n| case | worker alone | ceiling with worker | updates | learner ms | queue wait ms | learner busy | lag |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, _, parts, system, _ in rows:
+        busy = system.updates * system.learner_ms / 1000 / system.wall_s
+        print(
+            f"| {label} | {parts.worker:,.0f} | {worker_ceiling(cores, parts):,.0f} | {system.updates:.0f} "
+            f"| {system.learner_ms:.1f} | {system.queue_wait_ms:.1f} | {busy:.0%} | {system.policy_lag:.2f} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -229,34 +260,20 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"torch {torch.__version__}, ray {ray.__version__}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
     print(f"overrides: {args.set}; ceiling = C / (1/a + 1/b + 1/c), C = {args.cores:g} (core-seconds per step add up)")
-    ray.init(include_dashboard=False, log_to_driver=False)
+    # address="local": always a fresh instance of our own, never another process's cluster on this machine.
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
     rows = []
     try:
         for preset in args.preset:
             for gate in args.gates:
                 config = bench_config(preset, gate, args.hidden_size, args.env_steps, args.set)
                 label = f"{preset} lstm/{gate}"
+                print(f"{label}: learner threads {learner_threads(config)}", flush=True)
                 rows.append((label, config, *run_case(config, args, label)))
     finally:
         ray.shutdown()
-    print(f"\nmedians over {args.repeats} repeats; parts on 1 thread each; rates in env steps/s (c: samples/s)")
-    print("| case | T x B (learner) | a env | b inference | c learner | ceiling | system | fraction |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, config, parts, system, fraction in rows:
-        a = config.actors
-        shape = f"{a.unroll_length} x {a.envs_per_actor * config.learner.batch_size}"
-        print(
-            f"| {label} | {shape} | {parts.env:,.0f} | {parts.inference:,.0f} | {parts.learner:,.0f} "
-            f"| {ceiling(args.cores, parts):,.0f} | {system.steps_per_s:,.0f} | {fraction:.0%} |"
-        )
-    print("\n| case | worker alone | updates | learner ms | queue wait ms | learner busy | policy lag | threads |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, _, parts, system, _ in rows:
-        busy = system.updates * system.learner_ms / 1000 / system.wall_s
-        print(
-            f"| {label} | {parts.worker:,.0f} | {system.updates} | {system.learner_ms:.1f} "
-            f"| {system.queue_wait_ms:.1f} | {busy:.0%} | {system.policy_lag:.2f} | {system.learner_threads} |"
-        )
+    print_tables(rows, args.cores, args.repeats)
+    print(f"load average at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
