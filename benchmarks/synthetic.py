@@ -203,7 +203,12 @@ def summary_rows(results: list[dict[str, Any]]) -> list[list[object]]:
         key = (f"{r['spec']['task']}-{r['spec']['length']}", variant_label(r["spec"]))
         groups.setdefault(key, []).append(r)
     rows = []
-    for (task, label), runs in sorted(groups.items()):
+
+    def order(key: tuple[str, str]) -> tuple[str, str, int]:  # registry order of the gates within a task
+        cell, gate = key[1].split("/")
+        return key[0], cell, GATES.index(gate)
+
+    for (task, label), runs in sorted(groups.items(), key=lambda item: order(item[0])):
         solved = [r["steps_to_solve"] for r in runs if r["steps_to_solve"] is not None]
         finals = np.array([r["final_loss"] for r in runs])
         binary = [r["binary_frac"] for r in runs if r["binary_frac"] is not None]
