@@ -1,7 +1,7 @@
 """System throughput against the ceiling of its parts, on the same cores.
 
 The system: the real loop (``learner.loop.train``) on a real local Ray, for a fixed number of
-env steps, into a temporary run folder; its rate is ``env_steps_per_s`` of the run's
+env steps (``--updates`` x T x B), into a temporary run folder; its rate is ``env_steps_per_s`` of the run's
 ``summary.json`` (the loop starts its clock after ``pool.wait_ready()``, so Ray and actor
 start-up are excluded). The parts, each alone on one thread (``torch.set_num_threads(1)``):
 
@@ -78,16 +78,19 @@ def worker_ceiling(cores: float, parts: Parts) -> float:
     return cores / (1.0 / parts.worker + 1.0 / parts.learner)
 
 
-def bench_config(preset: str, gate: str, hidden_size: int, env_steps: int, extra: list[str]) -> Config:
+def bench_config(preset: str, gate: str, hidden_size: int, updates: int, extra: list[str]) -> Config:
+    """The preset with a ``hidden_size`` LSTM core and ``gate``, long enough for ``updates`` updates."""
     overrides = [
         f"agent.core.gate={gate}",
         f"agent.core.hidden_size={hidden_size}",
-        f"run.total_env_steps={env_steps}",
         "run.console_interval_s=1000000",
         "run.checkpoint_interval_min=1000000",
         *extra,
     ]
-    return load_config(PRESETS[preset], overrides)
+    config = load_config(PRESETS[preset], overrides)
+    a = config.actors
+    env_steps = updates * a.unroll_length * a.envs_per_actor * config.learner.batch_size
+    return load_config(PRESETS[preset], [*overrides, f"run.total_env_steps={env_steps}"])
 
 
 def timed_rate(step: Callable[[], object], units_per_call: float, min_seconds: float, warmup: int = 3) -> float:
@@ -179,7 +182,7 @@ def read_scalars(run_dir: Path) -> dict[str, list[float]]:
 
 
 def measure_system(config: Config) -> System:
-    """Train ``config`` on the running Ray and read back its rate and timings."""
+    """Train ``config`` on the running Ray for ``run.total_env_steps``; read back its rate and timings."""
     with tempfile.TemporaryDirectory(prefix="gatedrl_bench_") as tmp:
         run_dir = Path(tmp) / "run"
         run_dir.mkdir()
@@ -207,7 +210,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", nargs="+", choices=sorted(PRESETS), default=sorted(PRESETS))
     parser.add_argument("--gates", nargs="+", default=["standard", "ur"], help="lstm gates (agent.core.gate)")
     parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--env-steps", type=int, default=30_000, help="env steps of each system run")
+    parser.add_argument("--updates", type=int, default=50, help="length of each system run, in learner updates")
     parser.add_argument("--part-seconds", type=float, default=2.0, help="timed seconds per part")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cores", type=float, default=float(os.cpu_count() or 1), help="C in the ceiling")
@@ -215,8 +218,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_case(config: Config, args: argparse.Namespace, label: str) -> tuple[Parts, System, float]:
-    """``args.repeats`` x (parts, then the system); returns medians and the median fraction of the ceiling."""
+def run_case(config: Config, args: argparse.Namespace, label: str) -> tuple[Parts, System, list[float]]:
+    """``args.repeats`` x (parts, then the system); returns medians and each repeat's fraction of the ceiling."""
     parts, systems, fractions = [], [], []
     for repeat in range(args.repeats):
         parts.append(measure_parts(config, args.part_seconds))
@@ -229,20 +232,25 @@ def run_case(config: Config, args: argparse.Namespace, label: str) -> tuple[Part
             f" queue wait {q.queue_wait_ms:.0f} ms, lag {q.policy_lag:.2f} | load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
-    return median_tuple(parts), median_tuple(systems), statistics.median(fractions)
+    return median_tuple(parts), median_tuple(systems), fractions
 
 
 def print_tables(rows: list[tuple], cores: float, repeats: int) -> None:
-    """The markdown tables of docs/bench_throughput.md: rates and fractions, then where the time went."""
+    """The markdown tables of docs/bench_throughput.md: rates and fractions, then where the time went.
+
+    The fraction is the median of the repeats' own fractions (each from parts and system measured
+    back to back), not the ratio of the medians shown beside it.
+    """
     print(f"\nmedians over {repeats} repeats; parts on 1 thread each; rates in env steps/s (c: samples/s)")
-    print("| case | T x B (learner) | a env | b inference | c learner | ceiling | system | fraction |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, config, parts, system, fraction in rows:
+    print("| case | T x B (learner) | a env | b inference | c learner | ceiling | system | fraction | range |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, config, parts, system, fractions in rows:
         a = config.actors
         shape = f"{a.unroll_length} x {a.envs_per_actor * config.learner.batch_size}"
         print(
             f"| {label} | {shape} | {parts.env:,.0f} | {parts.inference:,.0f} | {parts.learner:,.0f} "
-            f"| {ceiling(cores, parts):,.0f} | {system.steps_per_s:,.0f} | {fraction:.0%} |"
+            f"| {ceiling(cores, parts):,.0f} | {system.steps_per_s:,.0f} | {statistics.median(fractions):.0%} "
+            f"| {min(fractions):.0%}-{max(fractions):.0%} |"
         )
     print("\n| case | worker alone | ceiling with worker | updates | learner ms | queue wait ms | learner busy | lag |")
     print("|---|---|---|---|---|---|---|---|")
@@ -266,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for preset in args.preset:
             for gate in args.gates:
-                config = bench_config(preset, gate, args.hidden_size, args.env_steps, args.set)
+                config = bench_config(preset, gate, args.hidden_size, args.updates, args.set)
                 label = f"{preset} lstm/{gate}"
                 print(f"{label}: learner threads {learner_threads(config)}", flush=True)
                 rows.append((label, config, *run_case(config, args, label)))
