@@ -32,6 +32,7 @@ from envs import make_env
 from learner import metrics as m
 from learner.console import progress_line
 from learner.gate_stats import gate_summaries
+from learner.plots import plot_run
 from learner.remote import LocalLearner, RemoteLearner
 from learner.run_dir import checkpoint_path, latest_checkpoint, prune_checkpoints, write_summary
 from learner.signals import StopOnSignal
@@ -153,7 +154,16 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]
     finally:
         pool.close()
         logger.close()
+    draw_curves(run_dir)
     return summary(learner, progress, pool, stopped=stop.requested)
+
+
+def draw_curves(run_dir: Path) -> None:
+    """``curves.png`` in the run folder; a plotting problem never fails a finished run."""
+    try:
+        plot_run(run_dir)
+    except Exception:  # noqa: BLE001 - the figure is a convenience, the run's results are saved
+        log.warning("could not draw %s/curves.png", run_dir, exc_info=True)
 
 
 def restore(learner: LocalLearner | RemoteLearner, run_dir: Path) -> None:

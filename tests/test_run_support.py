@@ -1,13 +1,17 @@
 """Small pure helpers of the training loop: gate statistics, progress line, run folder."""
 
 import math
+import time
 
 import numpy as np
 import torch
 
+from learner import metrics as m
 from learner.console import format_duration, progress_line
 from learner.gate_stats import binary_fraction, effective_forget_gates, gate_summaries, log10_timescales
+from learner.plots import plot_run, read_scalars, smooth
 from learner.run_dir import checkpoint_path, latest_checkpoint, prune_checkpoints, read_summary, write_summary
+from learner.tensorboard import TensorBoardLogger
 
 
 def test_binary_fraction_counts_both_tails():
@@ -62,3 +66,21 @@ def test_checkpoints_sort_by_steps_and_prune(tmp_path):
 def test_summary_round_trip(tmp_path):
     write_summary(tmp_path, {"env_steps": 3, "mean_return": 1.5})
     assert read_summary(tmp_path) == {"env_steps": 3, "mean_return": 1.5}
+
+
+def test_smooth_is_a_trailing_mean():
+    assert smooth([1.0, 3.0, 5.0, 7.0], window=2) == [1.0, 2.0, 4.0, 6.0]
+
+
+def test_curves_from_two_event_files_resume_overrides_old_steps(tmp_path):
+    first = TensorBoardLogger(tmp_path)
+    for step in (10, 20, 30):
+        first.scalars({m.EPISODE_RETURN: float(step)}, step)
+    first.close()
+    time.sleep(0.05)  # the resumed file is newer
+    second = TensorBoardLogger(tmp_path, purge_step=20)
+    second.scalars({m.EPISODE_RETURN: -1.0, m.POLICY_ENTROPY: 0.5}, 30)
+    second.close()
+    scalars = read_scalars(tmp_path)
+    assert scalars[m.EPISODE_RETURN] == ([10, 20, 30], [10.0, 20.0, -1.0])
+    assert plot_run(tmp_path).read_bytes().startswith(b"\x89PNG")

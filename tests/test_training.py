@@ -107,6 +107,13 @@ def test_event_file_holds_the_main_tags(trained_run):
 
 @pytest.mark.slow
 @pytest.mark.ray
+def test_curves_png_is_drawn_from_the_events(trained_run):
+    png = (trained_run / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.ray
 def test_evaluation_plays_greedy_and_sampled_episodes(trained_run, capsys):
     assert run_impala.main(["--eval", str(trained_run), "--episodes", "20"]) == 0
     result = json.loads((trained_run / "eval.json").read_text())
