@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS_KEPT = 3
 RETURN_WINDOW = 100  # episodes in the console's and the summary's mean return
+RATE_WINDOW = 20  # updates over which perf/env_steps_per_s is measured
 
 
 def updates_for(config: Config) -> int:
@@ -82,6 +83,7 @@ class Progress:
     last_print: tuple[float, int] = (0.0, 0)  # (time, env_steps) at the last console line
     last_checkpoint: float = field(default_factory=time.perf_counter)
     last_metrics: dict[str, float] = field(default_factory=dict)
+    recent: deque = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))  # (time, env_steps)
 
     def add_episodes(self, episodes: list[EpisodeStats]) -> None:
         self.returns.extend(e.episode_return for e in episodes)
@@ -89,6 +91,13 @@ class Progress:
 
     def mean_return(self) -> float | None:
         return sum(self.returns) / len(self.returns) if self.returns else None
+
+    def recent_steps_per_s(self) -> float:
+        """Throughput over the last ``RATE_WINDOW`` updates: what the system does now, not since start-up."""
+        now = time.perf_counter()
+        self.recent.append((now, self.env_steps))
+        (then, steps_then) = self.recent[0]
+        return (self.env_steps - steps_then) / (now - then) if now > then else self.steps_per_s()
 
     def steps_per_s(self) -> float:
         elapsed = time.perf_counter() - self.start_time
@@ -193,7 +202,7 @@ def log_update(logger: Any, progress: Progress, result: Any, episodes: list[Epis
     step = progress.env_steps
     stats = pool.stats()
     scalars = dict(result.metrics)
-    scalars[m.PERF_ENV_STEPS_PER_S] = progress.steps_per_s()
+    scalars[m.PERF_ENV_STEPS_PER_S] = progress.recent_steps_per_s()
     scalars[m.PERF_QUEUE_WAIT_MS] = 1000 * stats.queue_wait_s / max(progress.updates, 1)
     scalars[m.ACTORS_POLICY_LAG] = stats.last_policy_lag
     scalars["actors/restarts"] = stats.restarts
