@@ -45,7 +45,7 @@ from learner.loop import learner_threads, probe_spaces, train, updates_for
 from learner.remote import train_step
 
 ROOT = Path(__file__).resolve().parent.parent
-PRESETS = {"cartpole": ROOT / "configs" / "default.yaml", "passive_match": ROOT / "configs" / "passive_match.yaml"}
+PRESETS = {name: ROOT / "configs" / f"{name}.yaml" for name in ("cartpole", "passive_match", "default")}
 
 
 class Parts(NamedTuple):
@@ -207,7 +207,7 @@ def median_tuple(rows: list[NamedTuple]) -> NamedTuple:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", nargs="+", choices=sorted(PRESETS), default=sorted(PRESETS))
+    parser.add_argument("--preset", nargs="+", choices=sorted(PRESETS), default=["cartpole", "passive_match"])
     parser.add_argument("--gates", nargs="+", default=["standard", "ur"], help="lstm gates (agent.core.gate)")
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--updates", type=int, default=50, help="length of each system run, in learner updates")
