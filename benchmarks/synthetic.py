@@ -129,6 +129,12 @@ def gate_sample(model: SequenceModel, inputs: Tensor, generator: torch.Generator
     return {"g": [round(float(v), 4) for v in g[pick]], "binary_frac": binary}
 
 
+def initial_gates(model: SequenceModel, spec: RunSpec) -> dict[str, Any]:
+    """The gate sample before training, on its own data stream (the training batches stay those of the seed)."""
+    probe = torch.Generator().manual_seed(20_000 + spec.seed)
+    return gate_sample(model, make_batch(spec, probe).inputs.to(spec.device), probe)
+
+
 def train_one(spec: RunSpec) -> dict[str, Any]:
     """Train one model; return its losses per step and its summary (also what is saved as JSON)."""
     torch.set_num_threads(1)  # one process per run; the pool provides the parallelism
@@ -136,6 +142,7 @@ def train_one(spec: RunSpec) -> dict[str, Any]:
         torch.manual_seed(spec.seed)  # make_cell draws its initial weights (and UGI biases) from torch's RNG
         model = build_model(spec).to(spec.device)
     data = torch.Generator().manual_seed(10_000 + spec.seed)
+    initial = initial_gates(model, spec)
     optimiser = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
     losses = np.empty(spec.steps)
     start = time.perf_counter()
@@ -158,6 +165,7 @@ def train_one(spec: RunSpec) -> dict[str, Any]:
         "solve_threshold": threshold,
         "final_loss": float(losses[-SMOOTHING:].mean()),
         "wall_time_s": wall,
+        "binary_frac_init": initial["binary_frac"],
         **gates,
     }
 
@@ -212,16 +220,18 @@ def summary_rows(results: list[dict[str, Any]]) -> list[list[object]]:
         solved = [r["steps_to_solve"] for r in runs if r["steps_to_solve"] is not None]
         finals = np.array([r["final_loss"] for r in runs])
         binary = [r["binary_frac"] for r in runs if r["binary_frac"] is not None]
+        binary_init = [r["binary_frac_init"] for r in runs if r.get("binary_frac_init") is not None]
         rows.append([
             task, label, f"{len(solved)}/{len(runs)}", float(np.median(solved)) if solved else None,
             float(np.median(finals)), float(finals.min()), float(finals.max()),
-            float(np.median(binary)) if binary else None, float(np.median([r["wall_time_s"] for r in runs])),
+            float(np.median(binary_init)) if binary_init else None, float(np.median(binary)) if binary else None,
+            float(np.median([r["wall_time_s"] for r in runs])),
         ])  # fmt: skip
     return rows
 
 
 TABLE_HEADERS = ["task", "variant", "solved", "median steps to solve", "final loss (median)", "min", "max",
-                 "binary g frac", "wall s/run"]  # fmt: skip
+                 "binary g frac at init", "binary g frac after", "wall s/run"]  # fmt: skip
 
 
 def report(results: list[dict[str, Any]], out_dir: Path, chance: dict[str, float]) -> str:

@@ -118,6 +118,7 @@ def test_tiny_grid_trains_saves_resumes_and_reports(tmp_path, capsys):
     assert len(result["losses"]) == 60 and 0 < len(result["g"]) <= synthetic.GATE_SAMPLES
     assert result["final_loss"] == pytest.approx(np.mean(result["losses"][-50:]), rel=1e-5)
     assert all(0.0 <= g <= 1.0 for g in result["g"]) and 0.0 <= result["binary_frac"] <= 1.0
+    assert 0.0 <= result["binary_frac_init"] <= 1.0
     for task in ("copy-2", "adding-6"):
         assert (tmp_path / task / "curves.png").stat().st_size > 0
         assert (tmp_path / task / "gates.png").stat().st_size > 0
