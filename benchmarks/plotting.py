@@ -18,20 +18,15 @@ from matplotlib.figure import Figure
 Curve = tuple[np.ndarray, np.ndarray]  # (x [N], y [N]) of one seed
 
 
-def common_grid(curves: Sequence[Curve], points: int = 200) -> np.ndarray:
-    """An x grid covering the range that every curve spans (so that no seed is extrapolated)."""
-    low = max(float(x[0]) for x, _ in curves)
-    high = min(float(x[-1]) for x, _ in curves)
-    if high <= low:
-        high = max(float(x[-1]) for x, _ in curves)
-    return np.linspace(low, high, points)
-
-
 def seed_band(curves: Sequence[Curve], points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Median, minimum and maximum over seeds on a common grid: ``(x, median, low, high)``, each ``[points]``."""
-    grid = common_grid(curves, points)
-    ys = np.stack([np.interp(grid, x, y) for x, y in curves])
-    return grid, np.median(ys, axis=0), ys.min(axis=0), ys.max(axis=0)
+    """Median, minimum and maximum over seeds on one grid: ``(x, median, low, high)``, each ``[points]``.
+
+    The grid runs from the latest start to the latest end; past the end of a shorter curve (a run
+    stopped early) the statistics are over the seeds that reached that far, never extrapolated.
+    """
+    grid = np.linspace(max(float(x[0]) for x, _ in curves), max(float(x[-1]) for x, _ in curves), points)
+    ys = np.stack([np.where(grid <= x[-1], np.interp(grid, x, y), np.nan) for x, y in curves])
+    return grid, np.nanmedian(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:

@@ -91,6 +91,12 @@ def test_smooth_and_seed_band_match_loops():
     np.testing.assert_allclose(low, [0, 2, 2])
     np.testing.assert_allclose(high, [2, 5, 10])
     np.testing.assert_allclose(median, [1, 3.5, 6])
+    # A shorter seed (a run stopped early) only counts where it exists.
+    x, median, low, high = seed_band(
+        [(np.array([0.0, 10.0]), np.array([0.0, 10.0])), (np.array([0.0, 5.0]), np.ones(2))], 3
+    )
+    np.testing.assert_allclose(median, [0.5, 3, 10])
+    np.testing.assert_allclose(low, [0, 1, 10])
     assert markdown_table(["a", "b"], [[1, None], [0.123456, "x"]]).splitlines()[2:] == ["| 1 | – |", "| 0.1235 | x |"]
 
 
