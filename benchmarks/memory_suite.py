@@ -56,10 +56,11 @@ class Task:
 
 def passive_match(delay: int, steps: int, unroll: int) -> Task:
     # Episode: 3 cue steps + delay + 1 choice; maximum 1 + delay * 0.05 (docs/envs.md).
+    # choice=colour (name the cue colour) is pinned: the env's default changed during the first CPU suite.
     # Uniform random: 1/4 on the match and 1/4 of the apples; memoryless best: all apples, 1/4 on the match.
     references = (("uniform random", 0.25 + 0.05 * delay / 4), ("memoryless best", 0.25 + 0.05 * delay))
     return Task(f"PassiveMatch-d{delay}", "gatedrl/PassiveMatch-v0", 1 + 0.05 * delay, delay + 4, steps, unroll,
-                {"delay": delay}, references)  # fmt: skip
+                {"delay": delay, "choice": "colour"}, references)  # fmt: skip
 
 
 def popgym(name: str, episode_length: int, steps: int, unroll: int) -> Task:
