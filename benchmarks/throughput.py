@@ -1,9 +1,9 @@
 """System throughput against the ceiling of its parts, on the same cores.
 
-The system: the real loop (``learner.loop.train``) on a real local Ray, for a fixed number of
-env steps (``--updates`` x T x B), into a temporary run folder; its rate is ``env_steps_per_s`` of the run's
-``summary.json`` (the loop starts its clock after ``pool.wait_ready()``, so Ray and actor
-start-up are excluded). The parts, each alone on one thread (``torch.set_num_threads(1)``):
+The system: the real loop (``learner.loop.train``) on a fresh local Ray instance of its own, for
+``--updates`` x T x B env steps, into a temporary run folder; its rate is ``env_steps_per_s`` of
+the run's ``summary.json`` (the loop starts its clock after ``pool.wait_ready()``, so Ray and
+actor start-up are excluded). The parts, each alone on one thread (``torch.set_num_threads(1)``):
 
     a  random-action stepping of one ``envs.make_env`` environment          env steps/s
     b  batched actor inference, T = 1, B = envs_per_actor, real Agent,       B x calls/s
@@ -16,8 +16,10 @@ spends them, so C cores can do at most  ceiling = C / (1/a + 1/b + 1/c)  env ste
 The system's fraction of the ceiling is the figure of merit; each repeat measures the
 parts and the system back to back, and the tables quote medians over repeats.
 
-    python -m benchmarks.throughput --preset cartpole passive_match --gates standard ur --repeats 3
-    python -m benchmarks.throughput --preset cartpole --set actors.envs_per_actor=32   # tuning
+    python -m benchmarks.throughput --repeats 3 --updates 50       # cartpole and passive_match, lstm/standard and ur
+    python -m benchmarks.throughput --preset cartpole --set actors.envs_per_actor=16 actors.rollouts_in_flight=4
+
+Results and the analysis of the gap: docs/bench_throughput.md.
 """
 
 from __future__ import annotations
