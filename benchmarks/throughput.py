@@ -149,9 +149,8 @@ def worker_and_learner_rates(config: Config, seconds: float) -> tuple[float, flo
     obs_space, action_space = probe_spaces(config)
     agent_factory = functools.partial(Agent, obs_space, action_space, config.agent)
     learner = Learner(agent_factory(), config.learner, updates_for(config))
-    worker = build_worker(
-        functools.partial(make_env, config.env), agent_factory, config.actors, 0, config.learner.discount, config.run.seed
-    )  # fmt: skip
+    env_factory = functools.partial(make_env, config.env)
+    worker = build_worker(env_factory, agent_factory, config.actors, 0, config.learner.discount, config.run.seed)
     try:
         worker.set_weights(*learner.get_weights())
         worker_rate = timed_rate(worker.rollout, config.actors.unroll_length * config.actors.envs_per_actor, seconds, 1)
@@ -217,6 +216,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cores", type=float, default=float(os.cpu_count() or 1), help="C in the ceiling")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
+    parser.add_argument(
+        "--worker-niceness", type=int, default=None, help="nice value of Ray's worker processes (Ray's default: 15)"
+    )
     return parser.parse_args(argv)
 
 
@@ -269,7 +271,13 @@ def main(argv: list[str] | None = None) -> None:
     import ray
 
     print(f"torch {torch.__version__}, ray {ray.__version__}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
-    print(f"overrides: {args.set}; ceiling = C / (1/a + 1/b + 1/c), C = {args.cores:g} (core-seconds per step add up)")
+    print(
+        f"overrides: {args.set}; worker niceness {args.worker_niceness}; "
+        f"ceiling = C / (1/a + 1/b + 1/c), C = {args.cores:g} (core-seconds per step add up)"
+    )
+    if args.worker_niceness is not None:
+        # Read by the raylet that ray.init starts: the actors' priority against other processes.
+        os.environ["RAY_worker_niceness"] = str(args.worker_niceness)  # noqa: SIM112 (Ray spells it so)
     # address="local": always a fresh instance of our own, never another process's cluster on this machine.
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     rows = []
