@@ -88,7 +88,9 @@ def start_ray(config: Config, ship_code: bool) -> None:
     import ray
 
     if config.run.address is None:
-        ray.init(include_dashboard=False, log_to_driver=True)
+        # "local" always starts a new instance: a bare ray.init() would join any cluster already
+        # running on this machine (another user's, or one that is shutting down).
+        ray.init(address="local", include_dashboard=False)
         return
     # A job submitted with `ray job submit --working-dir .` already carries the code.
     submitted_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ

@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 import ray
 import torch
 
-from actors.local_pool import AgentFactory, EnvFactory, PoolStats, build_worker, cpu_weights
+from actors.arrays import state_dict_from_numpy, state_dict_to_numpy
+from actors.local_pool import AgentFactory, EnvFactory, PoolStats, build_worker
 from actors.trajectory import EpisodeStats, Trajectory
 from configs.schema import ActorsConfig
 
@@ -64,7 +65,7 @@ class _RemoteWorker:
 
     def rollout(self, version: int, weights: list[ray.ObjectRef]) -> tuple[RolloutInfo, Trajectory]:
         if version != self._worker.policy_version:
-            self._worker.set_weights(version, ray.get(weights[0]))
+            self._worker.set_weights(version, state_dict_from_numpy(ray.get(weights[0])))
         traj = self._worker.rollout()
         env_errors = self._worker.stats().env_errors
         new_errors, self._env_errors_reported = env_errors - self._env_errors_reported, env_errors
@@ -118,7 +119,7 @@ class RayActorPool:
     def publish_weights(self, version: int, weights: Mapping[str, Any]) -> None:
         """Put ``weights`` (a state dict) in the object store once; later rollouts use it."""
         first = self._weights_ref is None
-        self._weights_ref = ray.put(cpu_weights(weights))
+        self._weights_ref = ray.put(state_dict_to_numpy(weights))  # numpy: zero-copy in the object store
         self._version = version
         if first:
             for actor_id in self._actors:

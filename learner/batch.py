@@ -9,7 +9,6 @@ On CUDA each field is gathered once into pinned host memory and copied with
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from actors.arrays import readonly_tensor
 from actors.trajectory import STEP_FIELDS, Trajectory
 
 
@@ -53,10 +53,7 @@ class Batch:
 
 def _to_device(arrays: Sequence[np.ndarray], dim: int, device: torch.device) -> Tensor:
     """Concatenate numpy arrays along ``dim`` and move the result to ``device`` with one copy."""
-    with warnings.catch_warnings():
-        # Arrays from Ray's object store are read-only; these views are only read (concatenated).
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        parts = [torch.from_numpy(np.ascontiguousarray(array)) for array in arrays]
+    parts = [readonly_tensor(array) for array in arrays]  # Ray's arrays are read-only; cat copies
     if device.type != "cuda":
         # A single part is copied too: the batch must not alias an actor's buffer.
         return torch.cat(parts, dim=dim).to(device)
