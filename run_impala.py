@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from configs import Config, ConfigError, load_config, write_config
@@ -84,20 +85,29 @@ def check_local_cpus(config: Config) -> None:
         )
 
 
+def ray_init_args(address: str | None, ship_code: bool, environ: Mapping[str, str]) -> dict:
+    """Arguments of ``ray.init`` for where this driver runs.
+
+    - Inside ``ray job submit`` (Ray sets RAY_ADDRESS and the job's runtime env): join the
+      cluster; the job already carries the code, and a second working_dir would conflict.
+    - No address: ``"local"`` always starts a new instance; a bare ``ray.init()`` would join any
+      cluster already running on this machine (another user's, or one shutting down).
+    - An address: join it, shipping this folder to the nodes unless told they have it.
+    """
+    if address is None and "RAY_JOB_CONFIG_JSON_ENV_VAR" in environ:
+        return {}
+    if address is None:
+        return {"address": "local", "include_dashboard": False}
+    submitted_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in environ
+    if ship_code and not submitted_job:
+        return {"address": address, "runtime_env": {"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES}}
+    return {"address": address}
+
+
 def start_ray(config: Config, ship_code: bool) -> None:
     import ray
 
-    if config.run.address is None:
-        # "local" always starts a new instance: a bare ray.init() would join any cluster already
-        # running on this machine (another user's, or one that is shutting down).
-        ray.init(address="local", include_dashboard=False)
-        return
-    # A job submitted with `ray job submit --working-dir .` already carries the code.
-    submitted_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
-    runtime_env = None
-    if ship_code and not submitted_job:
-        runtime_env = {"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES}
-    ray.init(address=config.run.address, runtime_env=runtime_env)
+    ray.init(**ray_init_args(config.run.address, ship_code, os.environ))
 
 
 def run_training(config: Config, run_dir: Path, resume: bool, ship_code: bool) -> dict:

@@ -183,3 +183,14 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert summary["stopped_early"] is True
     assert summary["env_steps"] < 100_000_000
     assert latest_checkpoint(tmp_path / "stopped") is not None
+
+
+def test_ray_init_arguments_for_laptop_cluster_and_submitted_job():
+    job = {"RAY_JOB_CONFIG_JSON_ENV_VAR": "{}"}
+    assert run_impala.ray_init_args(None, True, {}) == {"address": "local", "include_dashboard": False}
+    assert run_impala.ray_init_args(None, True, job) == {}  # joins the job's cluster, code already there
+    shipped = run_impala.ray_init_args("auto", True, {})
+    assert shipped["address"] == "auto" and shipped["runtime_env"]["working_dir"] == str(ROOT)
+    assert "runs/" in shipped["runtime_env"]["excludes"]
+    assert run_impala.ray_init_args("auto", False, {}) == {"address": "auto"}
+    assert run_impala.ray_init_args("ray://head:10001", True, job) == {"address": "ray://head:10001"}
