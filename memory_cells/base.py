@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from memory_cells.bias import GateBias, slot_widths
 from memory_cells.gates import chunked_cumax, master_gate, refine_gate
 from memory_cells.recurrent_product import RecurrentProduct
 from memory_cells.spec import GateSpec
@@ -56,6 +57,16 @@ class RecurrentCell(nn.Module):
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """The zero state: a tuple of ``[batch_size, ...]`` tensors."""
         raise NotImplementedError
+
+    def init_gate_weights(self, spec: GateSpec, input_size: int, hidden_size: int) -> None:
+        """The parameters every gated cell has: ``weight_ih [W, I]``, ``weight_hh [W, H]`` and one bias
+        per gate slot (``memory_cells.bias``), ``W`` the sum of the slot widths."""
+        self.spec, self.input_size, self.hidden_size = spec, input_size, hidden_size
+        widths = slot_widths(spec, hidden_size)
+        self.slots, self.widths = tuple(widths), tuple(widths.values())
+        self.weight_ih = uniform_weight(sum(self.widths), input_size, hidden_size)
+        self.weight_hh = uniform_weight(sum(self.widths), hidden_size, hidden_size)
+        self.gate_bias = GateBias(spec, widths)
 
     def project_inputs(self, x: Tensor) -> Tensor:
         """The input half of every gate pre-activation, biases included: ``[..., I] -> [..., W]``."""

@@ -17,8 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from memory_cells.base import Gates, RecurrentCell, State, effective_forget, uniform_weight
-from memory_cells.bias import GateBias, slot_widths
+from memory_cells.base import Gates, RecurrentCell, State, effective_forget
 from memory_cells.recurrent_product import RecurrentProduct
 from memory_cells.spec import GateSpec
 
@@ -33,12 +32,7 @@ class GatedGRUCell(RecurrentCell):
 
     def __init__(self, spec: GateSpec, input_size: int, hidden_size: int) -> None:
         super().__init__()
-        self.spec, self.input_size, self.hidden_size = spec, input_size, hidden_size
-        widths = slot_widths(spec, hidden_size)
-        self.slots, self.widths = tuple(widths), tuple(widths.values())
-        self.weight_ih = uniform_weight(sum(self.widths), input_size, hidden_size)
-        self.weight_hh = uniform_weight(sum(self.widths), hidden_size, hidden_size)
-        self.gate_bias = GateBias(spec, widths)
+        self.init_gate_weights(spec, input_size, hidden_size)
         self.bias_hn = nn.Parameter(torch.zeros(hidden_size))
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
