@@ -19,6 +19,7 @@ by the actor, and is then treated as terminal by the learner (DESIGN.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,28 @@ class EpisodeStats:
     episode_length: int
 
 
+class UnrollShape:
+    """T, B and the new steps of a ``[T+1, B]`` record (a trajectory, or a batch of them)."""
+
+    reward: Any  # [T+1, B]
+
+    @property
+    def unroll_length(self) -> int:
+        """T: the trained steps (index T only bootstraps; index 0 repeats the previous rollout's T)."""
+        return self.reward.shape[0] - 1
+
+    @property
+    def batch_size(self) -> int:
+        return self.reward.shape[1]
+
+    @property
+    def num_steps(self) -> int:
+        """New environment steps: T x B."""
+        return self.unroll_length * self.batch_size
+
+
 @dataclass(frozen=True)
-class Trajectory:
+class Trajectory(UnrollShape):
     obs: np.ndarray  # [T+1, B, *obs_shape]
     prev_action: np.ndarray  # [T+1, B, *action_shape]
     prev_reward: np.ndarray  # [T+1, B] float32
@@ -49,19 +70,6 @@ class Trajectory:
 
     def __post_init__(self) -> None:
         validate_trajectory(self)
-
-    @property
-    def unroll_length(self) -> int:
-        return self.reward.shape[0] - 1
-
-    @property
-    def batch_size(self) -> int:
-        return self.reward.shape[1]
-
-    @property
-    def num_steps(self) -> int:
-        """New environment steps in this rollout (index 0 is a repeat)."""
-        return self.unroll_length * self.batch_size
 
 
 # The per-step fields, all [T+1, B, ...], in the order of the record.

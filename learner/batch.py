@@ -17,11 +17,11 @@ import torch
 from torch import Tensor
 
 from actors.arrays import readonly_tensor
-from actors.trajectory import STEP_FIELDS, Trajectory
+from actors.trajectory import STEP_FIELDS, Trajectory, UnrollShape
 
 
 @dataclass(frozen=True)
-class Batch:
+class Batch(UnrollShape):
     """A learner batch on one device; time-major ``[T+1, B, ...]`` like the trajectories it came from."""
 
     obs: Tensor  # [T+1, B, *obs_shape], the env's dtype (uint8 images stay uint8)
@@ -35,20 +35,6 @@ class Batch:
     truncated: Tensor  # [T+1, B] bool
     initial_state: tuple[Tensor, ...]  # each [B, ...], the core state before index 0
     policy_versions: tuple[int, ...]  # one per trajectory, for the policy-lag metric
-
-    @property
-    def unroll_length(self) -> int:
-        """T: the number of trained steps (index T only bootstraps)."""
-        return self.reward.shape[0] - 1
-
-    @property
-    def batch_size(self) -> int:
-        return self.reward.shape[1]
-
-    @property
-    def num_steps(self) -> int:
-        """New environment steps in the batch: T x B."""
-        return self.unroll_length * self.batch_size
 
 
 def _to_device(arrays: Sequence[np.ndarray], dim: int, device: torch.device) -> Tensor:
