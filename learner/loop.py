@@ -154,7 +154,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]
             while progress.env_steps < config.run.total_env_steps and not stop.requested:
                 train_once(config, pool, learner, logger, progress)
                 maybe_checkpoint(config, learner, run_dir, progress, pool)
-        save_checkpoint(learner, run_dir, progress, pool, stopped=stop.requested)
+        final = save_checkpoint(learner, run_dir, progress, pool, stopped=stop.requested)
     except BaseException:
         # Whatever broke, the learner's state so far is not lost.
         log.exception("training stopped by an error; saving the learner's state")
@@ -164,7 +164,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]
         pool.close()
         logger.close()
     draw_curves(run_dir)
-    return summary(learner, progress, pool, stopped=stop.requested)
+    return final
 
 
 def draw_curves(run_dir: Path) -> None:
@@ -237,11 +237,13 @@ def maybe_checkpoint(config: Config, learner: Any, run_dir: Path, progress: Prog
         save_checkpoint(learner, run_dir, progress, pool, stopped=False)
 
 
-def save_checkpoint(learner: Any, run_dir: Path, progress: Progress, pool: Any, stopped: bool) -> None:
+def save_checkpoint(learner: Any, run_dir: Path, progress: Progress, pool: Any, stopped: bool) -> dict[str, Any]:
     learner.save_checkpoint(str(checkpoint_path(run_dir, progress.env_steps)))
     prune_checkpoints(run_dir, CHECKPOINTS_KEPT)
-    write_summary(run_dir, summary(learner, progress, pool, stopped))
+    figures = summary(learner, progress, pool, stopped)
+    write_summary(run_dir, figures)
     progress.last_checkpoint = time.perf_counter()
+    return figures
 
 
 def summary(learner: Any, progress: Progress, pool: Any, stopped: bool) -> dict[str, Any]:
