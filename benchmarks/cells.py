@@ -6,6 +6,7 @@ as the learner does. Prints a table of the median (or min) milliseconds over ``-
 
     python -m benchmarks.cells                       # all variants, T = 20 and 80, B = 32, H = 256
     python -m benchmarks.cells --threads 1 --variants lstm/standard lstm/ur
+    python -m benchmarks.cells --device cuda         # on a GPU (the fused LSTM is then cuDNN's)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from memory_cells import CELLS, GATES, make_cell, unroll
 
 SHAPES = ((20, 32, 256), (80, 32, 256))
 FUSED = "torch.nn.LSTM"
+CPU = torch.device("cpu")
 
 
 def all_variants() -> list[str]:
@@ -28,10 +30,13 @@ def all_variants() -> list[str]:
     return [f"{c}/{g}" for c in CELLS if c != "none" for g in GATES] + ["none/standard"]
 
 
-def time_ms(fn: Callable[[], None]) -> float:
-    """Wall time of one call of ``fn`` in milliseconds."""
+def time_ms(fn: Callable[[], None], device: torch.device) -> float:
+    """Wall time of one call of ``fn`` in milliseconds (after the GPU's queued work has finished)."""
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    synchronize()
     start = time.perf_counter()
     fn()
+    synchronize()
     return 1e3 * (time.perf_counter() - start)
 
 
@@ -42,14 +47,14 @@ def episode_starts(t: int, b: int, generator: torch.Generator) -> torch.Tensor:
     return is_first
 
 
-def cell_step_fn(variant: str, t: int, b: int, h: int) -> Callable[[], None]:
+def cell_step_fn(variant: str, t: int, b: int, h: int, device: torch.device) -> Callable[[], None]:
     """A closure running forward + backward of ``unroll`` for ``variant`` at ``[t, b, h]``."""
     generator = torch.Generator().manual_seed(0)
     cell_name, gate = variant.split("/")
-    cell = make_cell(cell_name, gate, h, h)
-    x = torch.randn(t, b, h, generator=generator, requires_grad=True)
-    is_first = episode_starts(t, b, generator)
-    state = cell.initial_state(b)
+    cell = make_cell(cell_name, gate, h, h).to(device)
+    x = torch.randn(t, b, h, generator=generator).to(device).requires_grad_()
+    is_first = episode_starts(t, b, generator).to(device)
+    state = cell.initial_state(b, device=device)
 
     def run() -> None:
         out, _ = unroll(cell, x, is_first, state)
@@ -58,10 +63,10 @@ def cell_step_fn(variant: str, t: int, b: int, h: int) -> Callable[[], None]:
     return run
 
 
-def fused_lstm_fn(t: int, b: int, h: int) -> Callable[[], None]:
+def fused_lstm_fn(t: int, b: int, h: int, device: torch.device) -> Callable[[], None]:
     """A closure running forward + backward of the fused ``torch.nn.LSTM`` (no resets) at ``[t, b, h]``."""
-    lstm = torch.nn.LSTM(h, h)
-    x = torch.randn(t, b, h, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    lstm = torch.nn.LSTM(h, h).to(device)
+    x = torch.randn(t, b, h, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_()
 
     def run() -> None:
         out, _ = lstm(x)
@@ -71,7 +76,11 @@ def fused_lstm_fn(t: int, b: int, h: int) -> Callable[[], None]:
 
 
 def measure(
-    variants: list[str], shapes: tuple[tuple[int, int, int], ...], repeats: int, statistic: str = "median"
+    variants: list[str],
+    shapes: tuple[tuple[int, int, int], ...],
+    repeats: int,
+    statistic: str = "median",
+    device: torch.device = CPU,
 ) -> dict[str, list[float]]:
     """``{name: [ms per shape]}`` for the fused LSTM and every variant.
 
@@ -82,10 +91,10 @@ def measure(
     reduce = statistics.median if statistic == "median" else min
     results = {}
     for shape in shapes:
-        fns = {FUSED: fused_lstm_fn(*shape)} | {v: cell_step_fn(v, *shape) for v in variants}
+        fns = {FUSED: fused_lstm_fn(*shape, device)} | {v: cell_step_fn(v, *shape, device) for v in variants}
         for fn in fns.values():
             fn()
-        rounds = [{name: time_ms(fn) for name, fn in fns.items()} for _ in range(repeats)]
+        rounds = [{name: time_ms(fn, device) for name, fn in fns.items()} for _ in range(repeats)]
         for name in fns:
             results.setdefault(name, []).append(reduce([r[name] for r in rounds]))
     return results
@@ -114,15 +123,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--lengths", type=int, nargs="*", default=[t for t, _, _ in SHAPES])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = tuple((t, args.batch, args.hidden) for t in args.lengths)
-    threads = torch.get_num_threads()
-    print(
-        f"torch {torch.__version__}, {threads} threads, B={args.batch}, H={args.hidden}, {args.statistic} of {args.repeats}"
-    )
-    print(format_table(measure(args.variants, shapes, args.repeats, args.statistic), shapes))
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, B={args.batch}, H={args.hidden}, {args.statistic} of {args.repeats}")
+    print(format_table(measure(args.variants, shapes, args.repeats, args.statistic, device), shapes))
 
 
 if __name__ == "__main__":
