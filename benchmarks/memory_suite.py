@@ -1,6 +1,6 @@
 """The reinforcement-learning memory suite: ``run_impala.py`` over tasks x cells x seeds.
 
-    python -m benchmarks.memory_suite --preset cpu                     # 2-core laptop, about 40 minutes
+    python -m benchmarks.memory_suite --preset cpu                     # 2-core laptop, about 30 minutes
     python -m benchmarks.memory_suite --preset full --address auto --jobs 16   # a Ray cluster
     python -m benchmarks.memory_suite --preset cpu --report-only       # redraw table and figures
 
