@@ -1,0 +1,26 @@
+"""The speed benchmarks' plumbing on a tiny shape (no timing is asserted: the figures live in docs/)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks import cells
+
+
+def test_cells_benchmark_times_every_entry_and_tabulates_the_ratios():
+    shapes = ((3, 2, 4), (5, 2, 4))
+    results = cells.measure(["lstm/standard", "lstm/ur", "none/standard"], shapes, repeats=2)
+    assert list(results) == [cells.FUSED, "lstm/standard", "lstm/ur", "none/standard"]
+    assert all(len(times) == len(shapes) and all(t > 0 for t in times) for times in results.values())
+    table = cells.format_table(results, shapes).splitlines()
+    assert table[0].count("x lstm/std") == len(shapes) and len(table) == 2 + len(results)
+    ratio = results["lstm/ur"][1] / results["lstm/standard"][1]
+    assert f"| {ratio:.2f} |" in table[4]  # lstm/ur's T=5 ratio to lstm/standard
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cells_benchmark_runs_on_cuda():
+    results = cells.measure(["lstm/ur"], ((3, 2, 4),), repeats=1, device=torch.device("cuda"))
+    assert results["lstm/ur"][0] > 0
