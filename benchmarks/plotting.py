@@ -48,15 +48,21 @@ def plot_curves(
     logy: bool = False,
     hlines: Mapping[str, float] | None = None,
 ) -> Path:
-    """One line per label (median over seeds) with the min-max spread over seeds shaded; saves a PNG."""
-    figure = Figure(figsize=(6.4, 4.0), dpi=100)
+    """One line per label (median over seeds) with the min-max spread over seeds shaded; saves a PNG.
+
+    Past ten labels the colours repeat, so the next ten are dashed; with more than eight legend
+    entries the legend moves beside the axes, where it hides no curve.
+    """
+    outside = len(curves) + len(hlines or {}) > 8
+    figure = Figure(figsize=(8.4 if outside else 6.4, 4.0), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    for label, seeds in curves.items():
+    for i, (label, seeds) in enumerate(curves.items()):
         if not seeds:
             continue
         x, median, low, high = seed_band(seeds)
-        (line,) = axes.plot(x, median, label=f"{label} (n={len(seeds)})", linewidth=1.4)
+        style = "-" if i < 10 else "--"
+        (line,) = axes.plot(x, median, style, label=f"{label} (n={len(seeds)})", linewidth=1.4)
         axes.fill_between(x, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
     for (name, value), style in zip((hlines or {}).items(), ["--", ":", "-.", (0, (1, 3))] * 4, strict=False):
         axes.axhline(value, color="grey", linestyle=style, linewidth=0.9, label=name)
@@ -64,7 +70,10 @@ def plot_curves(
         axes.set_yscale("log")
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, ncol=2)
+    if outside:
+        axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        axes.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

@@ -250,7 +250,7 @@ def report(results: list[dict[str, Any]], out_dir: Path, chance: dict[str, float
                 gates.setdefault(variant_label(r["spec"]), []).extend(r["g"])
         ylabel = "cross-entropy at the markers (nats)" if task == "copy" else "MSE"
         plot_curves(curves, out_dir / key / "curves.png", title=f"{key}: training loss (20-step mean)",
-                    xlabel="optimiser step", ylabel=ylabel, logy=True,
+                    xlabel="optimiser step", ylabel=ylabel, logy=task == "adding",  # MSE spans decades
                     hlines={"chance": chance[task], "solved": SOLVED_FRACTION * chance[task]})  # fmt: skip
         plot_histograms({k: np.asarray(v) for k, v in gates.items()}, out_dir / key / "gates.png",
                         title=f"{key}: effective forget gate g after training", xlabel="g")  # fmt: skip
