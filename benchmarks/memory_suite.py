@@ -3,6 +3,7 @@
     python -m benchmarks.memory_suite --preset cpu                     # 2-core laptop, about 30 minutes
     python -m benchmarks.memory_suite --preset full --address auto --jobs 16   # a Ray cluster
     python -m benchmarks.memory_suite --preset cpu --report-only       # redraw table and figures
+    python -m benchmarks.memory_suite --delays 50 100 --steps 3000000  # other PassiveMatch delays
 
 Each run is one ``run_impala.py`` subprocess writing to ``<out>/runs/<name>/``. A run whose
 ``summary.json`` says it reached its step budget is skipped, one with a checkpoint is resumed,
@@ -15,11 +16,14 @@ min-max over seeds of the final return, the area under the curve and the steps t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,15 +72,23 @@ def popgym(name: str, episode_length: int, steps: int, unroll: int) -> Task:
     return Task(name, f"popgym-{name}-v0", 1.0, episode_length, steps, unroll, references=(("uniform random", -0.5),))
 
 
+def cpu_unroll(delay: int) -> int:
+    """The whole episode (delay + 4 steps) in one unroll, so the gradient reaches the cue; at least 20."""
+    return max(20, 10 * math.ceil((delay + 4) / 10))
+
+
+def full_unroll(delay: int) -> int:
+    return max(80, 2 * delay)
+
+
 # Budgets from measured runs on 2 cores (docs/RESULTS.md): delay 10 is learned within 0.3 M steps,
-# delay 30 needs about 0.5 M for the cells that solve it. POPGym is left to the full suite: its
-# environments step at 20-150 steps/s here.
+# delay 30 needs about 0.5 M for the cells that solve it. POPGym is left to the full suite.
 CPU_TASKS = (
-    passive_match(10, 300_000, 20),
-    passive_match(30, 600_000, 40),
+    passive_match(10, 300_000, cpu_unroll(10)),
+    passive_match(30, 600_000, cpu_unroll(30)),
 )
 FULL_TASKS = (
-    *(passive_match(d, 20_000_000, max(80, 2 * d)) for d in (20, 50, 100, 200)),
+    *(passive_match(d, 20_000_000, full_unroll(d)) for d in (20, 50, 100, 200)),
     Task("ActiveMatch-d20", "gatedrl/ActiveMatch-v0", 2.0, 30, 20_000_000, 80, {"delay": 20}),
     popgym("RepeatPreviousEasy", 51, 10_000_000, 80),
     popgym("RepeatFirstEasy", 51, 10_000_000, 80),
@@ -92,12 +104,37 @@ class Preset:
     tasks: tuple[Task, ...]
     seeds: tuple[int, ...]
     backend: str
+    unroll_for_delay: Callable[[int], int]  # unroll of a PassiveMatch task added by --delays
 
 
 PRESETS = {
-    "cpu": Preset(ROOT / "configs" / "suite_cpu.yaml", CPU_TASKS, (0, 1, 2), "ray"),
-    "full": Preset(ROOT / "configs" / "suite_full.yaml", FULL_TASKS, (0, 1, 2, 3, 4), "ray"),
+    "cpu": Preset(ROOT / "configs" / "suite_cpu.yaml", CPU_TASKS, (0, 1, 2), "ray", cpu_unroll),
+    "full": Preset(ROOT / "configs" / "suite_full.yaml", FULL_TASKS, (0, 1, 2, 3, 4), "ray", full_unroll),
 }
+
+
+def select_tasks(
+    preset: Preset, names: list[str] | None, delays: list[int] | None, steps: int | None
+) -> tuple[Task, ...]:
+    """The preset's tasks named in ``names`` (all of them when neither names nor delays are given),
+    plus a PassiveMatch task per delay in ``delays``; ``steps`` replaces every task's budget.
+
+    A PassiveMatch delay the preset lacks gets the preset's unroll rule and, without ``steps``,
+    the largest budget among the preset's tasks.
+    """
+    known = {t.name: t for t in preset.tasks}
+    unknown = [n for n in names or () if n not in known]
+    if unknown:
+        raise ValueError(f"unknown task {unknown[0]!r}: the preset has {', '.join(known)} (other delays: --delays)")
+    chosen = [known[n] for n in names] if names else ([] if delays else list(preset.tasks))
+    budget = steps or max(t.total_env_steps for t in preset.tasks)
+    for delay in delays or ():
+        task = passive_match(delay, budget, preset.unroll_for_delay(delay))
+        if task.name not in {t.name for t in chosen}:
+            chosen.append(known.get(task.name, task))
+    if steps:
+        chosen = [dataclasses.replace(t, total_env_steps=steps) for t in chosen]
+    return tuple(chosen)
 
 
 @dataclass(frozen=True)
@@ -168,10 +205,9 @@ def execute(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None, e
     return status
 
 
-def make_plans(preset: Preset, cells: list[str], tasks: list[str] | None, seeds: list[int] | None) -> list[RunPlan]:
-    chosen = [t for t in preset.tasks if tasks is None or t.name in tasks]
+def make_plans(tasks: tuple[Task, ...], cells: list[str], seeds: tuple[int, ...] | list[int]) -> list[RunPlan]:
     # Seeds outermost: a suite stopped early still has every task x cell at the first seeds.
-    return [RunPlan(t, c, s) for s in (seeds or preset.seeds) for t in chosen for c in cells]
+    return [RunPlan(t, c, s) for s in seeds for t in tasks for c in cells]
 
 
 def run_suite(
@@ -287,7 +323,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--cells", nargs="+", default=list(DEFAULT_CELLS), help="cell/gate pairs, e.g. lstm/ur gru/ur")
-    parser.add_argument("--tasks", nargs="+", help="task names of the preset (default: all)")
+    parser.add_argument("--tasks", nargs="+", help="task names of the preset (default: all, or none with --delays)")
+    parser.add_argument(
+        "--delays", nargs="+", type=int, help="PassiveMatch delays to run besides (or instead of) the preset's"
+    )
+    parser.add_argument("--steps", type=int, help="env steps per run for every task (default: each task's own budget)")
     parser.add_argument("--seeds", nargs="+", type=int, help="default: the preset's seeds")
     parser.add_argument("--jobs", type=int, default=1, help="runs at the same time")
     parser.add_argument("--address", help="Ray cluster address: runs use actors.backend=ray and join it")
@@ -296,6 +336,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="default: benchmarks/out/suite_<preset>")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
+    if any(item.startswith("run.total_env_steps=") for item in args.set):
+        parser.error("set the budget with --steps: the suite reads it to know which runs are finished")
+    try:
+        args.task_list = select_tasks(PRESETS[args.preset], args.tasks, args.delays, args.steps)
+    except ValueError as error:
+        parser.error(str(error))
     args.out = args.out or ROOT / "benchmarks" / "out" / f"suite_{args.preset}"
     return args
 
@@ -303,7 +349,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     preset = PRESETS[args.preset]
-    plans = make_plans(preset, args.cells, args.tasks, args.seeds)
+    plans = make_plans(args.task_list, args.cells, args.seeds or preset.seeds)
     if not args.report_only:
         statuses = run_suite(plans, preset, args.out.resolve(), args.jobs, args.address, tuple(args.set))
         print(f"{statuses.count('skipped')} skipped, {len(statuses)} planned", flush=True)

@@ -44,7 +44,7 @@ def test_steps_to_threshold_matches_a_loop():
 
 def tiny_preset() -> suite.Preset:
     task = suite.Task("PM-d2", "gatedrl/PassiveMatch-v0", 1.1, 6, 300, 6, {"delay": 2})
-    return suite.Preset(suite.ROOT / "configs" / "suite_cpu.yaml", (task,), (0,), "local")
+    return suite.Preset(suite.ROOT / "configs" / "suite_cpu.yaml", (task,), (0,), "local", suite.cpu_unroll)
 
 
 def test_overrides_name_every_setting():
@@ -93,10 +93,38 @@ def test_presets_are_valid_configs():
             assert config.env.id == task.env_id and config.actors.unroll_length == task.unroll_length
 
 
+def test_select_tasks_names_delays_and_budget():
+    cpu = suite.PRESETS["cpu"]
+    assert suite.select_tasks(cpu, None, None, None) == cpu.tasks
+    [d30] = suite.select_tasks(cpu, ["PassiveMatch-d30"], None, None)
+    assert d30 == cpu.tasks[1]
+    # New delays get the preset's unroll rule (the whole episode in one unroll) and its largest budget.
+    d50, d10 = suite.select_tasks(cpu, None, [50, 10], None)
+    assert (d50.name, d50.kwargs["delay"], d50.unroll_length, d50.episode_length) == ("PassiveMatch-d50", 50, 60, 54)
+    assert d50.total_env_steps == max(t.total_env_steps for t in cpu.tasks) and d10 == cpu.tasks[0]
+    both = suite.select_tasks(cpu, ["PassiveMatch-d10"], [10, 100], 5_000)
+    assert [t.name for t in both] == ["PassiveMatch-d10", "PassiveMatch-d100"]
+    assert all(t.total_env_steps == 5_000 for t in both) and both[1].unroll_length == 110
+    assert suite.select_tasks(suite.PRESETS["full"], None, [300], None)[0].unroll_length == 600
+    with pytest.raises(ValueError, match="unknown task 'PassiveMatch-d20'.*PassiveMatch-d10, PassiveMatch-d30"):
+        suite.select_tasks(cpu, ["PassiveMatch-d20"], None, None)
+
+
+def test_command_line_rejects_a_budget_it_could_not_track(capsys):
+    with pytest.raises(SystemExit):
+        suite.parse_args(["--set", "run.total_env_steps=10"])
+    assert "--steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        suite.parse_args(["--tasks", "nope"])
+    assert "unknown task 'nope'" in capsys.readouterr().err
+    args = suite.parse_args(["--delays", "40", "--steps", "1000", "--cells", "lstm/ur"])
+    assert [(t.name, t.total_env_steps) for t in args.task_list] == [("PassiveMatch-d40", 1000)]
+
+
 @pytest.mark.slow
 def test_tiny_suite_runs_reports_and_resumes(tmp_path, capsys):
     preset = tiny_preset()
-    plans = suite.make_plans(preset, list(suite.DEFAULT_CELLS), None, None)
+    plans = suite.make_plans(preset.tasks, list(suite.DEFAULT_CELLS), preset.seeds)
     assert len(plans) == 4
     statuses = suite.run_suite(plans, preset, tmp_path, jobs=4, address=None)
     assert statuses == ["done"] * 4, [p.read_text()[-2000:] for p in (tmp_path / "logs").glob("*.log")]
