@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.plotting import markdown_table, plot_curves, smooth, write_csv
+from learner.plots import read_scalars
 
 ROOT = Path(__file__).resolve().parent.parent
 RETURN_TAG = "charts/episode_return"
@@ -219,17 +220,15 @@ def run_suite(
 
 
 def read_series(run_dir: Path, tags: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{tag: (env_steps [N], value [N])}`` from the run's TensorBoard events (all event files); absent tags are empty."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """``{tag: (env_steps [N], value [N])}`` from the run's TensorBoard events; absent tags are empty.
 
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    present = set(accumulator.Tags().get("scalars", []))
+    ``learner.plots.read_scalars`` reads every event file, a resumed run's later value of a step winning.
+    """
+    scalars = read_scalars(run_dir)
     series = {}
     for tag in tags:
-        # A resumed run logs some steps again: the later value of a step wins.
-        events = sorted({e.step: e.value for e in accumulator.Scalars(tag)}.items()) if tag in present else []
-        series[tag] = (np.array([s for s, _ in events], dtype=np.float64), np.array([v for _, v in events]))
+        steps, values = scalars.get(tag, ([], []))
+        series[tag] = (np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64))
     return series
 
 

@@ -44,6 +44,7 @@ from configs import Config, load_config
 from envs import make_env
 from learner.learner import Learner
 from learner.loop import learner_threads, probe_spaces, train, updates_for
+from learner.plots import read_scalars
 from learner.remote import train_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,19 +170,6 @@ def measure_parts(config: Config, seconds: float) -> Parts:
     return Parts(env_rate(config, seconds), inference_rate(config, seconds), learner, worker)
 
 
-def read_scalars(run_dir: Path) -> dict[str, list[float]]:
-    """Every scalar series of the run's TensorBoard event files, by tag."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    series: dict[str, list[float]] = {}
-    for path in sorted(run_dir.glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            series.setdefault(tag, []).extend(event.value for event in accumulator.Scalars(tag))
-    return series
-
-
 def measure_system(config: Config) -> System:
     """Train ``config`` on the running Ray for ``run.total_env_steps``; read back its rate and timings."""
     with tempfile.TemporaryDirectory(prefix="gatedrl_bench_") as tmp:
@@ -189,7 +177,7 @@ def measure_system(config: Config) -> System:
         run_dir.mkdir()
         train(config, run_dir)
         summary = json.loads((run_dir / "summary.json").read_text())
-        scalars = read_scalars(run_dir)
+        scalars = {tag: values for tag, (_, values) in read_scalars(run_dir).items()}
     learner_ms = scalars.get("perf/learner_ms", [float("nan")])
     return System(
         steps_per_s=summary["env_steps_per_s"],
