@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
+import shlex
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -21,6 +23,8 @@ import yaml
 
 from configs.schema import Config
 
+log = logging.getLogger(__name__)
+
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message is one line naming key, value and the allowed choices."""
@@ -29,10 +33,63 @@ class ConfigError(ValueError):
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), schema: type = Config) -> Any:
     """Read a YAML preset (or start from defaults), apply ``key.path=value`` overrides, validate."""
     data = read_yaml(path) if path is not None else {}
-    for override in overrides:
-        key, value = parse_override(override)
+    parsed = [parse_override(override) for override in overrides]
+    drop_other_envs_kwargs(data, parsed)
+    for key, value in parsed:
         set_dotted(data, key, value)
+    resolve_memoryless(data, parsed, path, overrides)
     return from_dict(schema, data)
+
+
+def drop_other_envs_kwargs(data: dict[str, Any], overrides: list[tuple[str, Any]]) -> None:
+    """Environment arguments belong to their environment: when an override changes ``env.id``, the
+    preset's ``env.kwargs`` (written for the preset's id) are dropped before the overrides apply, so
+    only ``env.kwargs.*`` given with the new id reach it. A one-line notice names what was dropped."""
+    new_ids = [value for key, value in overrides if key == "env.id"]
+    env = data.get("env")
+    if not new_ids or not isinstance(env, dict) or not env.get("kwargs") or new_ids[-1] == env.get("id"):
+        return
+    dropped = env.pop("kwargs")
+    keep = " ".join(f"env.kwargs.{name}={value}" for name, value in dropped.items())
+    log.warning(
+        "env.id=%s: the preset's env.kwargs for %s are dropped (%s); to pass any of them, add e.g. %s",
+        new_ids[-1], env.get("id"), dropped, keep,
+    )  # fmt: skip
+
+
+def resolve_memoryless(data: dict[str, Any], overrides: list[tuple[str, Any]], path: Any, raw: Sequence[str]) -> None:
+    """``agent.core.cell=none`` alone reaches the memoryless control from any preset: the preset's
+    gate (and its options) belong to the preset's cell, so they become ``standard`` (and none). A
+    gate asked for explicitly next to ``cell=none`` is refused with the command that works."""
+    given = dict(overrides)  # the last override of a key wins, as in set_dotted
+    if given.get("agent.core.cell") != "none":
+        return
+    core = data["agent"]["core"]  # set_dotted created it
+    gate = core.get("gate", "standard")
+    if "agent.core.gate" in given:
+        if gate != "standard":
+            fixed = ["agent.core.gate=standard" if parse_override(o)[0] == "agent.core.gate" else o for o in raw]
+            raise ConfigError(
+                f"agent.core.cell=none (the memoryless control) takes only agent.core.gate=standard, got {gate!r};"
+                f" run: {suggested_command(path, fixed)}"
+            )
+        return
+    options = core.get("options") if not any(k.startswith("agent.core.options") for k in given) else None
+    if gate != "standard" or options:
+        log.warning("agent.core.cell=none: the preset's gate %r%s replaced by gate 'standard' (the memoryless control)",
+                    gate, f" and options {options}" if options else "")  # fmt: skip
+    core["gate"] = "standard"
+    if options:
+        core.pop("options")
+
+
+def suggested_command(path: Any, overrides: Sequence[str]) -> str:
+    """The ``run_impala.py`` command line for ``path`` (shown relative to the working folder) and ``overrides``."""
+    words = ["python", "run_impala.py"]
+    if path is not None:
+        shown = Path(path).resolve()
+        words += ["--config", str(shown.relative_to(Path.cwd())) if shown.is_relative_to(Path.cwd()) else str(shown)]
+    return shlex.join(words + list(overrides))
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -89,3 +89,44 @@ def test_override_values_are_read_as_yaml():
     assert parse_override("a=true") == ("a", True)
     assert parse_override("a= ur ") == ("a", "ur")
     assert parse_override("a=x=y") == ("a", "x=y")
+
+
+DEFAULT = Path("configs/default.yaml")
+
+
+def test_a_new_env_id_leaves_the_presets_env_kwargs_behind(caplog):
+    assert load_config(DEFAULT).env.kwargs == {"delay": 10}  # the preset's own task arguments
+    cfg = load_config(DEFAULT, ["env.id=CartPole-v1"])
+    assert cfg.env.id == "CartPole-v1" and cfg.env.kwargs == {}
+    notice = caplog.messages[-1]
+    assert "\n" not in notice and "env.kwargs for gatedrl/PassiveMatch-v0 are dropped" in notice
+    assert "env.kwargs.delay=10" in notice  # how to keep one
+
+
+def test_kwargs_given_with_the_new_id_are_the_only_ones_it_gets():
+    cfg = load_config(DEFAULT, ["env.kwargs.length=5", "env.id=gatedrl/Copy-v0"])
+    assert cfg.env.kwargs == {"length": 5}
+
+
+def test_the_same_env_id_keeps_its_kwargs(caplog):
+    assert load_config(DEFAULT, ["env.id=gatedrl/PassiveMatch-v0"]).env.kwargs == {"delay": 10}
+    assert load_config(DEFAULT, ["env.kwargs.delay=30"]).env.kwargs == {"delay": 30}
+    assert not caplog.messages
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+def test_cell_none_alone_reaches_the_memoryless_control_from_any_preset(preset):
+    core = load_config(preset, ["agent.core.cell=none"]).agent.core
+    assert (core.cell, core.gate, core.options) == ("none", "standard", {})
+
+
+def test_cell_none_with_an_explicit_gate_names_the_command_that_works():
+    with pytest.raises(ConfigError) as error:
+        load_config(Path("configs/cartpole.yaml"), ["agent.core.cell=none", "agent.core.gate=ur", "run.seed=3"])
+    message = str(error.value)
+    assert "\n" not in message and "takes only agent.core.gate=standard, got 'ur'" in message
+    assert message.endswith(
+        "run: python run_impala.py --config configs/cartpole.yaml agent.core.cell=none agent.core.gate=standard run.seed=3"
+    )
+    core = load_config(None, ["agent.core.cell=none", "agent.core.gate=standard"]).agent.core
+    assert (core.cell, core.gate) == ("none", "standard")
