@@ -1,8 +1,8 @@
 """Registering the project's tasks with gymnasium, and checking that an id exists.
 
-Nothing is registered at import time: ``register_envs()`` does it, idempotently,
-and ``make_env`` / ``validate_env_id`` call it in whichever process needs an
-environment (each Ray worker is a fresh process with gymnasium's default registry).
+``register_envs()`` does it, idempotently: ``import envs`` calls it (as every suite
+registers its ids on import), and ``make_env`` / ``validate_env_id`` call it again in
+whichever process needs an environment, so a registry rebuilt since then still works.
 Optional suites register themselves when their package is imported; the id's
 prefix says which package to import, so ``popgym-...`` works without any import
 in user code.

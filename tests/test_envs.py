@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -60,10 +61,12 @@ class ToyEnv(gym.Env):
         return self._obs(), 1.0, self._t >= 50, False, {}
 
 
-def test_importing_envs_registers_nothing() -> None:
-    code = "import envs, gymnasium as gym; print(sum(k.startswith('gatedrl/') for k in gym.registry))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "0"
+def test_importing_envs_registers_its_ids_as_every_suite_does() -> None:
+    code = "import envs, gymnasium; print(gymnasium.make('gatedrl/PassiveMatch-v0').spec.id)"
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "gatedrl/PassiveMatch-v0"
 
 
 def test_register_envs_is_idempotent() -> None:
