@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from configs import Config, ConfigError, load_config, write_config
-from learner.run_dir import CONFIG_FILE, default_run_name, latest_checkpoint
+from learner.run_dir import CONFIG_FILE, checkpoint_env_steps, default_run_name, latest_checkpoint
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_PRESET = ROOT / "configs" / "default.yaml"
@@ -59,6 +59,18 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
     if (run_dir / CONFIG_FILE).exists():
         raise ConfigError(f"run folder {run_dir} already exists; use --resume {run_dir} or another run.name")
     return config, run_dir
+
+
+def finished_message(config: Config, run_dir: Path) -> str | None:
+    """One line when the run to resume has already reached its budget (nothing is then touched), else None."""
+    steps = checkpoint_env_steps(latest_checkpoint(run_dir))
+    budget = config.run.total_env_steps
+    if steps < budget:
+        return None
+    return (
+        f"{run_dir} is finished: its newest checkpoint has {steps:,} env steps, run.total_env_steps is {budget:,};"
+        f" to train on, raise the budget: python run_impala.py --resume {run_dir} run.total_env_steps={2 * steps}"
+    )
 
 
 def check_buildable(config: Config) -> None:
@@ -142,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(run_evaluation(args.eval, args.episodes), indent=2))
             return 0
         config, run_dir = resolve_config(args)
+        finished = finished_message(config, run_dir) if args.resume is not None else None
+        if finished is not None:
+            print(finished)
+            return 0
         check_buildable(config)
     except (ConfigError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

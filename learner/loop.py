@@ -34,7 +34,7 @@ from learner.console import progress_line
 from learner.gate_stats import gate_summaries
 from learner.plots import plot_run
 from learner.remote import LocalLearner, RemoteLearner
-from learner.run_dir import checkpoint_path, latest_checkpoint, prune_checkpoints, write_summary
+from learner.run_dir import checkpoint_path, latest_checkpoint, prune_checkpoints, read_summary, write_summary
 from learner.signals import StopOnSignal
 from learner.tensorboard import TensorBoardLogger
 
@@ -145,7 +145,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]
         logger.text("config", "```\n" + to_yaml(config) + "```")
     pool = make_pool(config, agent_factory)
     pool.wait_ready()  # actor start-up (seconds: each imports torch) is not training time
-    progress = Progress(env_steps=counters.env_steps, updates=counters.updates, start_steps=counters.env_steps)
+    progress = Progress(env_steps=counters.env_steps, updates=counters.updates, start_steps=counters.env_steps,
+                        episodes=episodes_before(run_dir) if resume else 0)  # fmt: skip
     log.info("learner on %s; %d actors x %d envs; run folder %s", learner.device(), config.actors.num_actors,
              config.actors.envs_per_actor, run_dir)  # fmt: skip
     try:
@@ -181,6 +182,14 @@ def restore(learner: LocalLearner | RemoteLearner, run_dir: Path) -> None:
         raise FileNotFoundError(f"--resume {run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
     learner.load_checkpoint(str(path))
     log.info("resumed from %s", path)
+
+
+def episodes_before(run_dir: Path) -> int:
+    """Episodes the run had finished before this resume, so that the summary's count stays the run's total."""
+    try:
+        return int(read_summary(run_dir).get("episodes") or 0)
+    except (FileNotFoundError, ValueError, AttributeError):
+        return 0
 
 
 def train_once(config: Config, pool: Any, learner: Any, logger: Any, progress: Progress) -> None:

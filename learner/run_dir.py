@@ -3,12 +3,13 @@
 runs/<name>/config.yaml            the resolved config (what was really run)
 runs/<name>/events.out.tfevents.*  TensorBoard (a new file per start or resume)
 runs/<name>/checkpoints/ckpt-<env_steps>.pt
-runs/<name>/summary.json           final figures, rewritten at every checkpoint
+runs/<name>/summary.json           final figures, rewritten at every checkpoint (never by poorer ones)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT = re.compile(r"ckpt-(\d+)\.pt$")
+
+log = logging.getLogger(__name__)
 
 
 def default_run_name(env_id: str, cell: str, gate: str) -> str:
@@ -29,6 +32,14 @@ def default_run_name(env_id: str, cell: str, gate: str) -> str:
 def checkpoint_path(run_dir: Path, env_steps: int) -> Path:
     # Zero-padded so that names also sort by step count.
     return Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{env_steps:012d}.pt"
+
+
+def checkpoint_env_steps(path: Path) -> int:
+    """The environment steps a checkpoint was taken at, read from its name."""
+    match = _CHECKPOINT.search(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path} is not a checkpoint name (ckpt-<env_steps>.pt)")
+    return int(match.group(1))
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -46,11 +57,35 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> bool:
+    """Write ``summary.json`` unless the one there saw more; True when written.
+
+    A resumed run that stops before its first update has no episodes of its own: its summary
+    must not replace the figures of the run it continues.
+    """
     path = Path(run_dir) / SUMMARY_FILE
+    old = _read_or_none(path)
+    if old is not None and _extent(summary) < _extent(old):
+        log.warning("kept %s: it covers %s (env steps, episodes, has a mean return), the new one only %s",
+                    path, _extent(old), _extent(summary))  # fmt: skip
+        return False
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
     tmp.replace(path)  # atomic: a reader never sees half a file
+    return True
+
+
+def _extent(summary: dict[str, Any]) -> tuple[int, int, bool]:
+    """How much a summary covers, compared in this order: env steps, episodes, whether it has a mean return."""
+    return summary.get("env_steps") or 0, summary.get("episodes") or 0, summary.get("mean_return") is not None
+
+
+def _read_or_none(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None  # none yet, or a broken one: the new summary replaces it
+    return data if isinstance(data, dict) else None
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:

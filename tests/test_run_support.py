@@ -4,13 +4,21 @@ import math
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from learner import metrics as m
 from learner.console import format_duration, progress_line
 from learner.gate_stats import binary_fraction, effective_forget_gates, gate_summaries, log10_timescales
 from learner.plots import plot_run, read_scalars, smooth
-from learner.run_dir import checkpoint_path, latest_checkpoint, prune_checkpoints, read_summary, write_summary
+from learner.run_dir import (
+    checkpoint_env_steps,
+    checkpoint_path,
+    latest_checkpoint,
+    prune_checkpoints,
+    read_summary,
+    write_summary,
+)
 from learner.tensorboard import TensorBoardLogger
 
 
@@ -66,6 +74,28 @@ def test_checkpoints_sort_by_steps_and_prune(tmp_path):
 def test_summary_round_trip(tmp_path):
     write_summary(tmp_path, {"env_steps": 3, "mean_return": 1.5})
     assert read_summary(tmp_path) == {"env_steps": 3, "mean_return": 1.5}
+
+
+def test_a_summary_is_never_replaced_by_a_poorer_one(tmp_path):
+    finished = {"env_steps": 4000, "episodes": 500, "mean_return": 1.2}
+    assert write_summary(tmp_path, finished)
+    # A resume that stopped before its first update: same steps, no episodes, no mean return.
+    for poorer in ({"env_steps": 4000, "episodes": 0, "mean_return": None},
+                   {"env_steps": 4000, "episodes": 500, "mean_return": None},
+                   {"env_steps": 3000, "episodes": 900, "mean_return": 1.4}):  # fmt: skip
+        assert not write_summary(tmp_path, poorer)
+        assert read_summary(tmp_path) == finished
+    longer = {"env_steps": 4800, "episodes": 560, "mean_return": 1.3}
+    assert write_summary(tmp_path, longer)
+    assert read_summary(tmp_path) == longer
+    (tmp_path / "summary.json").write_text("{broken")
+    assert write_summary(tmp_path, finished)  # a broken file is no summary to keep
+
+
+def test_checkpoint_env_steps_come_from_the_name(tmp_path):
+    assert checkpoint_env_steps(checkpoint_path(tmp_path, 4160)) == 4160
+    with pytest.raises(ValueError, match="not a checkpoint name"):
+        checkpoint_env_steps(tmp_path / "model.pt")
 
 
 def test_smooth_is_a_trailing_mean():

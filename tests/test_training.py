@@ -20,7 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import run_impala
 from learner import metrics as m
-from learner.run_dir import latest_checkpoint, read_summary
+from learner.run_dir import checkpoint_path, latest_checkpoint, read_summary, write_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,6 +160,21 @@ def test_resume_without_checkpoint_is_refused(tmp_path, capsys):
     (tmp_path / "config.yaml").write_text("run: {total_env_steps: 10}\n")
     assert run_impala.main(["--resume", str(tmp_path)]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_resume_of_a_finished_run_says_so_and_touches_nothing(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("run: {total_env_steps: 4000}\n")
+    checkpoint = checkpoint_path(tmp_path, 4160)
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"weights")
+    write_summary(tmp_path, {"env_steps": 4160, "episodes": 300, "mean_return": 1.2})
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
+    assert run_impala.main(["--resume", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert "\n" not in out and "is finished" in out and f"--resume {tmp_path} run.total_env_steps=" in out, out
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
+    assert not ray.is_initialized()
 
 
 @pytest.mark.slow
