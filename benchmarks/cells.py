@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import from the project root, not from here
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import torch
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, as one script for a machine with a CUDA device (CI has none):
 #   1. the learner, cell and agent tests there (their CUDA cases run instead of skipping);
-#   2. learner updates/s on the GPU and on that machine's CPU (benchmarks/learner.py);
+#   2. learner updates/s on the GPU and on that machine's CPU (benchmarks/learner_speed.py);
 #   3. every memory cell against cuDNN's fused LSTM (benchmarks/cells.py --device cuda);
 #   4. the synthetic copy/adding grid on the GPU (benchmarks/synthetic.py), for what is left
 #      of DEADLINE_S; unfinished runs are simply absent (the grid resumes where it stopped).
@@ -27,7 +27,7 @@ start=$SECONDS
 timeout 180 python3 -m pytest -q -p no:cacheprovider tests/test_learner.py tests/test_cells.py tests/test_agent.py \
   tests/test_vtrace.py 2>&1 | tee "$out/tests.txt"
 
-timeout 120 python3 -m benchmarks.learner --repeats 3 --updates 5 2>&1 | tee "$out/learner.txt"
+timeout 120 python3 -m benchmarks.learner_speed --repeats 3 --updates 5 2>&1 | tee "$out/learner.txt"
 
 timeout 60 python3 -m benchmarks.cells --device cuda --repeats 5 2>&1 | tee "$out/cells.txt"
 

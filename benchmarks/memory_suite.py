@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import from the project root, not from here
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import numpy as np
 
 from benchmarks.plotting import markdown_table, plot_curves, smooth, write_csv

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from benchmarks import cells
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cells_benchmark_times_every_entry_and_tabulates_the_ratios():
@@ -24,3 +30,19 @@ def test_cells_benchmark_times_every_entry_and_tabulates_the_ratios():
 def test_cells_benchmark_runs_on_cuda():
     results = cells.measure(["lstm/ur"], ((3, 2, 4),), repeats=1, device=torch.device("cuda"))
     assert results["lstm/ur"][0] > 0
+
+
+def test_no_benchmark_module_shadows_a_top_level_package():
+    """``python benchmarks/x.py`` puts benchmarks/ first on sys.path, where ``learner.py`` once hid ``learner``."""
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert {"learner", "envs", "configs"} <= packages
+    clashes = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} & packages
+    assert not clashes, f"benchmarks/ modules named like top-level packages: {sorted(clashes)}"
+
+
+def test_a_benchmark_runs_by_path_from_another_folder(tmp_path):
+    script = ROOT / "benchmarks" / "memory_suite.py"
+    result = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: memory_suite.py")

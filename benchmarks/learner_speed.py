@@ -6,16 +6,21 @@ LSTM (``lstm/standard``) and the UR-LSTM (``lstm/ur``), on CPU and on CUDA when 
 Each figure is the median of ``--repeats`` timed repeats of ``--updates`` updates, after
 warm-up updates; batch assembly (``make_batch``) is timed separately.
 
-    python -m benchmarks.learner                      # everything this machine has
-    python -m benchmarks.learner --devices cpu --shapes 20x32 --repeats 3
+    python -m benchmarks.learner_speed                      # everything this machine has
+    python -m benchmarks.learner_speed --devices cpu --shapes 20x32 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import from the project root, not from here
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import gymnasium as gym
 import numpy as np
