@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from agents.core import Core, State
 from agents.distributions import ActionDistribution, make_distribution
-from agents.heads import ActorCriticHeads
+from agents.heads import ActorCriticHeads, ValueHead
 from agents.spaces import fold_time
 from agents.torsos import make_torso
 from configs.schema import AgentConfig
@@ -51,6 +51,11 @@ class Agent(nn.Module):
         core_input_size = self.torso.out_features + self.distribution.num_logits + 1
         self.core = Core(core_input_size, agent_config.core)
         self.heads = ActorCriticHeads(agent_config.core.hidden_size, self.distribution.num_logits)
+
+    @property
+    def value_head(self) -> ValueHead:
+        """The baseline head, whose PopArt statistics the learner moves (``learner/popart.py``)."""
+        return self.heads.baseline
 
     @property
     def num_logits(self) -> int:

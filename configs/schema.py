@@ -107,6 +107,16 @@ class VTraceConfig:
 
 
 @dataclass(frozen=True)
+class PopArtConfig:
+    """How fast PopArt's value statistics follow the targets (``learner/popart.py``)."""
+
+    # Exponential-average step per update (after an exact average over the first 1/step_size updates).
+    step_size: float = bounded(1e-2, 0.0, 1.0, low_open=True)
+    # Floor of the normalising std, so that a task whose returns are all 0 so far does not divide by ~0.
+    min_std: float = bounded(1e-2, 0.0, low_open=True)
+
+
+@dataclass(frozen=True)
 class LearnerConfig:
     """The optimisation step (``learner.Learner``). Losses are *summed* over T and B."""
 
@@ -132,6 +142,10 @@ class LearnerConfig:
     entropy_cost: float = bounded(0.01, 0.0)
     grad_norm_clip: float | None = bounded(40.0, 0.0, low_open=True)
     reward_clip: float | None = bounded(None, 0.0, low_open=True)
+    # "popart" learns the baseline in normalised units and scales advantages by 1/std (Hessel et al. 2019),
+    # so that one set of hyper-parameters serves returns of any scale; "none" regresses raw returns.
+    value_norm: str = choice("popart", "popart", "none")
+    popart: PopArtConfig = field(default_factory=PopArtConfig)
     vtrace: VTraceConfig = field(default_factory=VTraceConfig)
 
 

@@ -25,10 +25,12 @@ from learner import metrics as m
 from learner.batch import Batch, make_batch
 from learner.losses import LossTerms, total_loss
 from learner.optim import learning_rate_at, make_optimizer, set_learning_rate
+from learner.popart import update_value_head
 from learner.vtrace import VTraceReturns, from_importance_weights
 
 if TYPE_CHECKING:
     from agents import ActionDistribution, AgentOutput
+    from agents.heads import ValueHead
 
 CHECKPOINT_FORMAT = 1
 
@@ -58,7 +60,11 @@ def step_discounts(terminated: Tensor, truncated: Tensor, discount: float) -> Te
 
 
 def impala_loss(
-    batch: Batch, output: AgentOutput, distribution: ActionDistribution, config: LearnerConfig
+    batch: Batch,
+    output: AgentOutput,
+    distribution: ActionDistribution,
+    config: LearnerConfig,
+    value_head: ValueHead | None = None,
 ) -> LossOutputs:
     """The IMPALA loss of one replayed batch.
 
@@ -67,6 +73,8 @@ def impala_loss(
         output: the agent's ``AgentOutput`` over all T+1 steps (policy_logits [T+1, B, L], baseline [T+1, B]).
         distribution: the agent's ``ActionDistribution`` (``log_prob``, ``entropy``).
         config: discount, reward clip, V-trace thresholds and the loss weights.
+        value_head: with PopArt, the head whose statistics normalise the baseline regression and
+            scale the advantages by ``1 / std`` (V-trace itself runs on returns); None: raw returns.
     """
     logits, values = output.policy_logits[:-1], output.baseline[:-1]
     bootstrap_value = output.baseline[-1]
@@ -92,8 +100,13 @@ def impala_loss(
         lambda_=vt.lambda_,
     )
     entropy = distribution.entropy(logits)
+    pg_advantages, fitted, targets = returns.pg_advantages, values, returns.vs
+    if value_head is not None:
+        # (V - mean) / std is the head's linear output itself: the same gradient, in normalised units.
+        pg_advantages = pg_advantages / value_head.std
+        fitted, targets = value_head.normalise(values), value_head.normalise(returns.vs)
     terms = total_loss(
-        target_log_probs, returns.pg_advantages, values, returns.vs, entropy, config.baseline_cost, config.entropy_cost
+        target_log_probs, pg_advantages, fitted, targets, entropy, config.baseline_cost, config.entropy_cost
     )
     return LossOutputs(terms=terms, vtrace=returns, log_rhos=log_rhos, entropy=entropy)
 
@@ -168,6 +181,7 @@ class Learner:
         self.env_steps = 0  # T x B of every batch handed to update, skipped or not
         self.version = 0  # weight version published to actors; +1 per successful step
         self.skipped_steps = 0  # non-finite steps skipped
+        self.value_head = popart_head(self.agent, learner_config.value_norm)
 
     def make_batch(self, trajectories: Sequence[Trajectory]) -> Batch:
         """Trajectories -> a ``Batch`` on this learner's device."""
@@ -196,7 +210,7 @@ class Learner:
             batch.initial_state,
             collect_gates=collect_gates,
         )
-        loss = impala_loss(batch, output, self.agent.distribution, self.config)
+        loss = impala_loss(batch, output, self.agent.distribution, self.config, self.value_head)
         self.optimizer.zero_grad(set_to_none=True)
         loss.terms.total.backward()
         max_norm = self.config.grad_norm_clip if self.config.grad_norm_clip is not None else float("inf")
@@ -206,6 +220,9 @@ class Learner:
         if all(map(_finite, host[:6])):
             set_learning_rate(self.optimizer, lr)
             self.optimizer.step()
+            if self.value_head is not None:
+                popart = self.config.popart
+                update_value_head(self.value_head, loss.vtrace.vs, popart.step_size, popart.min_std)
             self.updates += 1
             self.version += 1
         else:
@@ -215,6 +232,7 @@ class Learner:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # so that learner_ms includes the optimiser's kernels
         values = host[:6] + [lr] + host[6:] + [1000 * (time.perf_counter() - start), float(self.skipped_steps)]
+        values += value_statistics(self.value_head)
         result = dict(zip(m.LEARNER_METRICS, values, strict=True))
         if not collect_gates:
             return result
@@ -289,6 +307,26 @@ class Learner:
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Load a checkpoint written by ``save_checkpoint`` (tensors mapped to this learner's device)."""
         self.load_state_dict(torch.load(Path(path), map_location=self.device, weights_only=True))
+
+
+def popart_head(agent: nn.Module, value_norm: str) -> ValueHead | None:
+    """The agent's value head when PopArt normalises it; a one-line error if the agent has none."""
+    if value_norm == "none":
+        return None
+    head = getattr(agent, "value_head", None)
+    if head is None:
+        raise ValueError(
+            f"learner.value_norm={value_norm!r} needs an agent with a value_head (agents.heads.ValueHead);"
+            f" {type(agent).__name__} has none (use learner.value_norm=none)"
+        )
+    return head
+
+
+def value_statistics(value_head: ValueHead | None) -> list[float]:
+    """PopArt's mean and std as metrics (0 and 1 when returns are not normalised)."""
+    if value_head is None:
+        return [0.0, 1.0]
+    return [float(value_head.mean), float(value_head.std)]
 
 
 def _finite(value: float) -> bool:

@@ -220,6 +220,7 @@ def log_update(logger: Any, progress: Progress, result: Any, episodes: list[Epis
     if episodes:
         scalars[m.EPISODE_RETURN] = sum(e.episode_return for e in episodes) / len(episodes)
         scalars[m.EPISODE_LENGTH] = sum(e.episode_length for e in episodes) / len(episodes)
+        scalars[m.EPISODE_RETURN_MEAN100] = progress.mean_return()
     logger.scalars(scalars, step)
     if result.gates:
         gate_scalars, histograms = gate_summaries(result.gates)

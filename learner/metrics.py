@@ -7,7 +7,8 @@ Namespaces follow CleanRL: ``charts/`` what a user watches, ``losses/`` the loss
 
 from __future__ import annotations
 
-EPISODE_RETURN = "charts/episode_return"
+EPISODE_RETURN = "charts/episode_return"  # mean over the episodes that ended in this update's batch
+EPISODE_RETURN_MEAN100 = "charts/episode_return_mean100"  # mean of the last 100 episodes (the console's figure)
 EPISODE_LENGTH = "charts/episode_length"
 
 LOSS_TOTAL = "losses/total"
@@ -29,6 +30,9 @@ VTRACE_ADVANTAGE_MEAN = "vtrace/advantage_mean"
 PERF_ENV_STEPS_PER_S = "perf/env_steps_per_s"
 PERF_LEARNER_MS = "perf/learner_ms"
 PERF_QUEUE_WAIT_MS = "perf/queue_wait_ms"
+
+VALUE_NORM_MEAN = "value/norm_mean"  # PopArt's running mean of the value targets (0 without PopArt)
+VALUE_NORM_STD = "value/norm_std"  # and their std: the scale the baseline and the advantages are divided by
 
 ACTORS_POLICY_LAG = "actors/policy_lag"
 
@@ -52,4 +56,6 @@ LEARNER_METRICS = (
     VTRACE_ADVANTAGE_MEAN,
     PERF_LEARNER_MS,
     OPTIM_SKIPPED_STEPS,
+    VALUE_NORM_MEAN,
+    VALUE_NORM_STD,
 )

@@ -321,12 +321,12 @@ def assert_orthogonal(weight: torch.Tensor, gain: float) -> None:
 def test_torso_and_heads_are_orthogonal_with_zero_biases() -> None:
     agent = make_agent(IMAGE_SHALLOW, MULTI, torso="shallow_conv")
     assert_orthogonal(agent.heads.policy.weight, 0.01)
-    assert_orthogonal(agent.heads.baseline.weight, 1.0)
+    assert_orthogonal(agent.heads.baseline.linear.weight, 1.0)
     for layer in (*agent.torso.convs, *agent.torso.fc):
         if isinstance(layer, torch.nn.Conv2d | torch.nn.Linear):
             assert_orthogonal(layer.weight, np.sqrt(2.0))
             assert not layer.bias.any()
-    assert not agent.heads.policy.bias.any() and not agent.heads.baseline.bias.any()
+    assert not agent.heads.policy.bias.any() and not agent.heads.baseline.linear.bias.any()
 
 
 def forget_gates_at_rest(agent: Agent) -> dict[str, np.ndarray]:

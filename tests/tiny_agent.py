@@ -3,7 +3,7 @@
     x_t = [tanh(W_obs obs_t), one_hot(prev_action_t), prev_reward_t]
     f_t = sigma(W_f [x_t, h_{t-1}] + b_f)                 (the single gate, reported as "f")
     h_t = f_t * h_{t-1} + (1 - f_t) * tanh(W_u [x_t, h_{t-1}]),  h reset to 0 where is_first_t
-    policy_logits_t, baseline_t = linear heads of h_t
+    policy_logits_t, baseline_t = linear policy head, agents.heads.ValueHead of h_t
 
 Vector observations (``Box``) only; actions ``Discrete`` or ``MultiDiscrete`` through the
 real ``agents.distributions``.
@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from agents.agent import AgentOutput
 from agents.distributions import make_distribution
+from agents.heads import ValueHead
 from configs.schema import AgentConfig
 
 
@@ -34,7 +35,7 @@ class TinyAgent(nn.Module):
         self.forget = nn.Linear(core_input + hidden, hidden)
         self.update_gate = nn.Linear(core_input + hidden, hidden)
         self.policy = nn.Linear(hidden, self.distribution.num_logits)
-        self.baseline = nn.Linear(hidden, 1)
+        self.value_head = ValueHead(hidden)  # the real head: PopArt's statistics live in it
         self.hidden_size = hidden
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> tuple[Tensor, ...]:
@@ -67,5 +68,5 @@ class TinyAgent(nn.Module):
             forget_gates.append(f)
         hs = torch.stack(outputs)
         gates = {"f": torch.stack(forget_gates)} if collect_gates else {}
-        output = AgentOutput(self.policy(hs), self.baseline(hs).squeeze(-1), gates)
+        output = AgentOutput(self.policy(hs), self.value_head(hs), gates)
         return output, (h,)
