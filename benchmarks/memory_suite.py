@@ -60,6 +60,7 @@ class Task:
     unroll_length: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     references: tuple[tuple[str, float], ...] = ()  # named reference returns drawn on the figure
+    config: Path | None = None  # the task's own preset; None: the suite preset's config
 
 
 def passive_match(delay: int, steps: int, unroll: int) -> Task:
@@ -189,7 +190,8 @@ def command(
         return [*base, "--resume", str(run_dir), f"run.total_env_steps={plan.task.total_env_steps}"]
     if run_dir.exists():
         shutil.rmtree(run_dir)  # started but nothing saved: start again from scratch
-    return [*base, "--config", str(preset.config), *overrides(plan, out_dir / "runs", backend, extra)]
+    config = plan.task.config or preset.config
+    return [*base, "--config", str(config), *overrides(plan, out_dir / "runs", backend, extra)]
 
 
 def execute(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None, extra: tuple[str, ...] = ()) -> str:

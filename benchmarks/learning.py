@@ -1,0 +1,364 @@
+"""The learning benchmark: standard tasks x cells x seeds through ``run_impala.py``, as the memory suite.
+
+    python -m benchmarks.learning --jobs 1                                  # every task, 3 cells, 3 seeds
+    python -m benchmarks.learning --tasks CartPole-v1 RepeatPreviousEasy    # some of them
+    python -m benchmarks.learning --report-only                             # redraw tables, figures, docs
+
+The runs go through the memory suite's runner (``benchmarks/memory_suite.py``: a finished run is
+skipped, one with a checkpoint resumed), each task with its own preset. Every figure comes from
+the TensorBoard tag ``charts/episode_return_mean100``, the mean return of the last 100 finished
+episodes, logged at each update:
+
+* steps / seconds to threshold: the first logged point at or above the task's threshold; its env
+  steps, and its wall-clock seconds since the run's first TensorBoard event (``read_elapsed``);
+* final: the last logged value; best: the largest. The best is POPGym's MMER (Morad et al. 2023:
+  the running maximum of RLlib's ``episode_reward_mean``, itself a mean over the last 100 episodes),
+  reported as mean and sample standard deviation over seeds.
+
+The report writes ``runs.csv``, ``cells.csv``/``cells.md`` and per-task curves (median over seeds,
+min-max band) under ``--out``, and refreshes each measured task's block in ``docs/LEARNING.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import from the project root, not from here
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from benchmarks.memory_suite import Preset, RunPlan, Task, make_plans, read_series, run_status, run_suite, spread
+from benchmarks.plotting import format_cell, markdown_table, plot_curves, write_csv
+from configs import load_config
+from learner.metrics import EPISODE_RETURN_MEAN100
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+DEFAULT_CELLS = ("lstm/standard", "lstm/ur", "none/standard")
+DEFAULT_SEEDS = (0, 1, 2)
+DEFAULT_DOC = ROOT / "docs" / "LEARNING.md"
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published figure to set beside ours (``value`` None: looked for, not confirmed)."""
+
+    model: str
+    value: float | None
+    std: float | None
+    budget: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    task: Task  # name, env id, budget, unroll, preset (task.config)
+    threshold: float  # on the 100-episode mean return
+    mmer: bool = False  # report POPGym's MMER beside the published figures
+    published: tuple[Published, ...] = ()
+
+
+POPGYM_SOURCE = "Morad et al. 2023 (arXiv 2303.01859), per-env table: not confirmed here"
+
+
+def popgym_task(name: str, episode_length: int, steps: int, threshold: float) -> Benchmark:
+    # Returns lie in [-1, 1]; a memoryless policy guesses (RepeatPrevious: -0.5 on average).
+    task = Task(name, f"popgym-{name}-v0", 1.0, episode_length, steps, 20, config=CONFIGS / "popgym.yaml")
+    published = tuple(Published(m, None, None, "15M steps, PPO", POPGYM_SOURCE) for m in ("LSTM", "GRU"))
+    return Benchmark(task, threshold, mmer=True, published=published)
+
+
+def gym_task(
+    name: str, env_id: str, steps: int, threshold: float, config: str, max_return: float, episode_length: int,
+    references: tuple[tuple[str, float], ...] = (),
+) -> Benchmark:  # fmt: skip
+    """A task with its own preset (``configs/<config>``) and that preset's unroll of 20."""
+    task = Task(name, env_id, max_return, episode_length, steps, 20, references=references, config=CONFIGS / config)
+    return Benchmark(task, threshold)
+
+
+# sb3-contrib's memory test: a memoryless policy does not get past ~50 on CartPole without velocities.
+NO_VELOCITY_REFERENCES = (("memoryless (sb3-contrib)", 50.0),)
+# Budgets sized for a 2-core machine (docs/LEARNING.md says how they were chosen).
+BENCHMARKS = (
+    gym_task("CartPole-v1", "CartPole-v1", 1_000_000, 475.0, "cartpole.yaml", 500.0, 500),
+    gym_task(
+        "CartPoleNoVelocity",
+        "gatedrl/CartPoleNoVelocity-v0",
+        2_000_000,
+        475.0,
+        "cartpole.yaml",
+        500.0,
+        500,
+        NO_VELOCITY_REFERENCES,
+    ),
+    popgym_task("RepeatPreviousEasy", 51, 2_000_000, 0.9),
+    popgym_task("CountRecallEasy", 51, 2_000_000, 0.5),
+    popgym_task("RepeatPreviousMedium", 103, 3_000_000, 0.9),
+    gym_task("MiniGrid-MemoryS7", "MiniGrid-MemoryS7-v0", 2_000_000, 0.9, "minigrid_memory.yaml", 1.0, 245),
+)
+KNOWN = {b.task.name: b for b in BENCHMARKS}
+# The runner's fallback config and actor backend; each task names its own preset.
+PRESET = Preset(CONFIGS / "cartpole.yaml", tuple(b.task for b in BENCHMARKS), DEFAULT_SEEDS, "ray", lambda delay: 20)
+
+
+def first_at_or_above(values: np.ndarray, threshold: float) -> int | None:
+    """Index of the first value ``>= threshold``, or None."""
+    hits = np.flatnonzero(values >= threshold)
+    return int(hits[0]) if hits.size else None
+
+
+def mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof 1) of the known values; std None below two."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None, None
+    return float(np.mean(known)), (float(np.std(known, ddof=1)) if len(known) > 1 else None)
+
+
+def read_elapsed(run_dir: Path, tag: str) -> dict[int, float]:
+    """``{env_step: seconds}``: when each point of ``tag`` was logged, in seconds since the run's first event.
+
+    A resumed run writes a new event file; the files are laid end to end, each counted from its own
+    first event, so the pause between a stop and its resume is not counted. Ray's start-up before a
+    file's first event is not counted either (``summary.json``'s ``wall_time_s`` includes it).
+    """
+    elapsed: dict[int, float] = {}
+    offset = 0.0
+    for path in sorted(Path(run_dir).glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
+        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        if tag not in accumulator.Tags()["scalars"]:
+            continue
+        start = accumulator.FirstEventTimestamp()
+        events = accumulator.Scalars(tag)
+        elapsed.update((e.step, offset + e.wall_time - start) for e in events)
+        offset += max(e.wall_time for e in events) - start
+    return elapsed
+
+
+def run_row(bench: Benchmark, plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:
+    """One run's figures, or None when it was never started."""
+    run_dir = out_dir / "runs" / plan.name
+    if not run_dir.exists():
+        return None
+    steps, values = read_series(run_dir, (EPISODE_RETURN_MEAN100,))[EPISODE_RETURN_MEAN100]
+    elapsed = read_elapsed(run_dir, EPISODE_RETURN_MEAN100)
+    seconds = np.array([elapsed.get(int(s), np.nan) for s in steps])
+    hit = first_at_or_above(values, bench.threshold)
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    return {
+        "task": plan.task.name, "cell": plan.cell, "seed": plan.seed,
+        "status": run_status(run_dir, plan.task.total_env_steps), "env_steps": summary.get("env_steps"),
+        "final": float(values[-1]) if values.size else None, "best": float(values.max()) if values.size else None,
+        "steps_to_threshold": None if hit is None else float(steps[hit]),
+        "seconds_to_threshold": None if hit is None else float(seconds[hit]),
+        "train_seconds": float(seconds[-1]) if seconds.size else None, "wall_time_s": summary.get("wall_time_s"),
+        "curve": (steps, values), "curve_seconds": (seconds, values),
+    }  # fmt: skip
+
+
+RUN_HEADERS = ["task", "cell", "seed", "status", "env_steps", "final", "best", "steps_to_threshold",
+               "seconds_to_threshold", "train_seconds", "wall_time_s"]  # fmt: skip
+CELL_HEADERS = ["task", "cell", "runs (done)", "reached threshold", "steps to threshold (median)",
+                "seconds to threshold (median)", "final median", "final min", "final max", "best (MMER) mean",
+                "best std", "train seconds (median)"]  # fmt: skip
+
+
+def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
+    """Per task and cell: how many runs reached the threshold, the medians among those, final and best."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["cell"]), []).append(row)
+    table = []
+    for (task, cell), runs in groups.items():
+        reached = [r for r in runs if r["steps_to_threshold"] is not None]
+        done = sum(r["status"] == "done" for r in runs)
+        table.append([task, cell, f"{len(runs)} ({done})", f"{len(reached)}/{len(runs)}",
+                      spread([r["steps_to_threshold"] for r in reached])[0],
+                      spread([r["seconds_to_threshold"] for r in reached])[0],
+                      *spread([r["final"] for r in runs]), *mean_std([r["best"] for r in runs]),
+                      spread([r["train_seconds"] for r in runs])[0]])  # fmt: skip
+    return table
+
+
+def published_rows(bench: Benchmark, table: list[list[object]]) -> list[list[object]]:
+    """POPGym's comparison: our MMER per cell (mean ± std over seeds) beside the published ones."""
+    budget = f"{bench.task.total_env_steps / 1e6:g}M steps, IMPALA"
+    rows = [[f"ours: {row[1]}", f"{format_cell(row[9])} ± {format_cell(row[10])}", budget, "this benchmark"]
+            for row in table if row[0] == bench.task.name]  # fmt: skip
+    for p in bench.published:
+        value = "not confirmed" if p.value is None else f"{p.value:.3f} ± {format_cell(p.std)}"
+        rows.append([p.model, value, p.budget, p.source])
+    return rows
+
+
+def draw(bench: Benchmark, rows: list[dict[str, Any]], folders: list[Path]) -> list[Path]:
+    """The task's curves against env steps and wall-clock seconds, into each folder; the paths written."""
+    hlines = {f"threshold {bench.threshold:g}": bench.threshold, **dict(bench.task.references)}
+    paths = []
+    for key, xlabel, suffix in (("curve", "environment steps", ""), ("curve_seconds", "seconds", "_seconds")):
+        curves: dict[str, list] = {}
+        for r in rows:
+            x, y = r[key]
+            keep = np.isfinite(x)
+            if r["task"] == bench.task.name and keep.any():
+                curves.setdefault(r["cell"], []).append((x[keep], y[keep]))
+        for folder in folders if curves else ():
+            paths.append(plot_curves(curves, folder / f"learning_{bench.task.name}{suffix}.png", xlabel=xlabel,
+                                     title=f"{bench.task.name}: 100-episode mean return", hlines=hlines,
+                                     ylabel="mean return, last 100 episodes"))  # fmt: skip
+    return paths
+
+
+def task_block(bench: Benchmark, table: list[list[object]], provenance: dict[str, Any] | None) -> str:
+    """The generated markdown of one task: provenance, the cell table, POPGym's comparison, figures."""
+    name = bench.task.name
+    if provenance:
+        where = (f"Measured {provenance['date']} with `{provenance['command']}` on {provenance['machine']} "
+                 f"(load average {provenance['load_start']:.1f} at the start, {provenance['load_end']:.1f} at the end).")  # fmt: skip
+    else:
+        where = "How these runs were started was not recorded (they predate the report's provenance file)."
+    lines = [f"### {name}", "", where, f"Budget {bench.task.total_env_steps:,} env steps per run, "
+             f"threshold {bench.threshold:g} on the 100-episode mean; preset `{bench.task.config.relative_to(ROOT)}`.", "",
+             markdown_table(CELL_HEADERS[1:], [row[1:] for row in table if row[0] == name])]  # fmt: skip
+    if bench.mmer:
+        lines += ["MMER (max over training of the 100-episode mean return), mean ± std over seeds:", "",
+                  markdown_table(["model", "MMER", "budget", "source"], published_rows(bench, table))]  # fmt: skip
+    lines += [f"![{name}](figures/learning_{name}.png) ![{name}, wall clock](figures/learning_{name}_seconds.png)"]
+    return "\n".join(lines)
+
+
+def refresh_doc(doc: Path, blocks: dict[str, str]) -> None:
+    """Replace (or append) each task's generated block in ``doc``; text outside the markers is kept."""
+    text = doc.read_text() if doc.exists() else "# Learning benchmark\n"
+    for name, block in blocks.items():
+        begin, end = f"<!-- learning:begin {name} -->", f"<!-- learning:end {name} -->"
+        body = f"{begin}\n{block}\n{end}"
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            text = head + body + rest.split(end, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n" + body + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+
+
+def report(benches: list[Benchmark], plans: list[RunPlan], out_dir: Path, doc: Path | None) -> str:
+    """Write the tables and figures under ``out_dir`` (and refresh ``doc``); return the cell table."""
+    by_name = {b.task.name: b for b in benches}
+    rows = [r for r in (run_row(by_name[p.task.name], p, out_dir) for p in plans) if r is not None]
+    write_csv(out_dir / "runs.csv", RUN_HEADERS, [[r[h] for h in RUN_HEADERS] for r in rows])
+    table = cell_rows(rows)
+    write_csv(out_dir / "cells.csv", CELL_HEADERS, table)
+    text = markdown_table(CELL_HEADERS, table)
+    (out_dir / "cells.md").write_text(text)
+    provenance = read_provenance(out_dir)
+    blocks = {}
+    for bench in benches:
+        if draw(bench, rows, [out_dir] + ([doc.parent / "figures"] if doc else [])):
+            blocks[bench.task.name] = task_block(bench, table, provenance.get(bench.task.name))
+    if doc and blocks:
+        refresh_doc(doc, blocks)
+    return text
+
+
+def read_provenance(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / "provenance.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "")
+    return f"{os.cpu_count()} CPUs{f' ({model})' if model else ''}, {platform.system()}"
+
+
+def _cpuinfo() -> list[str]:
+    path = Path("/proc/cpuinfo")
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def record_provenance(out_dir: Path, names: list[str], argv: list[str], load_start: float) -> None:
+    """Remember, per task, how and where its runs were last started (read back by ``report``)."""
+    entry = {"command": shlex.join(["python", "-m", "benchmarks.learning", *argv]), "machine": machine(),
+             "date": datetime.date.today().isoformat(), "load_start": load_start, "load_end": os.getloadavg()[0]}  # fmt: skip
+    provenance = read_provenance(out_dir)
+    provenance.update({name: entry for name in names})
+    (out_dir / "provenance.json").write_text(json.dumps(provenance, indent=2, sort_keys=True))
+
+
+def check_configs(benches: list[Benchmark], cells: list[str], extra: list[str]) -> None:
+    """Load every task x cell config the runs will use: a bad cell or override fails here, in one line."""
+    for bench in benches:
+        for cell in cells:
+            if cell.count("/") != 1:
+                raise ValueError(f"cell {cell!r} must look like cell/gate, e.g. lstm/ur")
+            name, gate = cell.split("/")
+            load_config(bench.task.config, [f"env.id={bench.task.env_id}", f"agent.core.cell={name}",
+                                            f"agent.core.gate={gate}", *extra])  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", help=f"default: all ({', '.join(KNOWN)})")
+    parser.add_argument("--cells", nargs="+", default=list(DEFAULT_CELLS), help="cell/gate pairs")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
+    parser.add_argument("--steps", type=int, help="env steps per run for every task (default: each task's budget)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at the same time (1 on a 2-core machine)")
+    parser.add_argument("--address", help="Ray cluster address: runs join it")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides for every run")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "learning")
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="markdown to refresh ('' for none)")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    if any(item.startswith("run.total_env_steps=") for item in args.set):
+        parser.error("set the budget with --steps: the benchmark reads it to know which runs are finished")
+    unknown = [n for n in args.tasks or () if n not in KNOWN]
+    if unknown:
+        parser.error(f"unknown task {unknown[0]!r}; tasks: {', '.join(KNOWN)}")
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps {args.steps} must be positive")
+    args.benches = [KNOWN[n] for n in args.tasks] if args.tasks else list(BENCHMARKS)
+    if args.steps:
+        args.benches = [with_budget(b, args.steps) for b in args.benches]
+    try:
+        check_configs(args.benches, args.cells, args.set)
+    except ValueError as error:
+        parser.error(str(error))
+    args.doc = args.doc if str(args.doc) not in ("", ".") else None
+    return args
+
+
+def with_budget(bench: Benchmark, steps: int) -> Benchmark:
+    return replace(bench, task=replace(bench.task, total_env_steps=steps))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    out = args.out.resolve()
+    plans = make_plans(tuple(b.task for b in args.benches), args.cells, args.seeds)
+    if not args.report_only:
+        out.mkdir(parents=True, exist_ok=True)
+        load_start = os.getloadavg()[0]
+        statuses = run_suite(plans, PRESET, out, args.jobs, args.address, tuple(args.set))
+        print(f"{statuses.count('skipped')} skipped, {len(statuses)} planned", flush=True)
+        if statuses.count("skipped") < len(statuses):  # something ran: this command made the figures
+            record_provenance(out, [b.task.name for b in args.benches], argv, load_start)
+    print(report(args.benches, plans, out, args.doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""The learning benchmark: its figures against plain loops (threshold steps and seconds, best/final,
+MMER's mean and std), wall-clock read back from hand-written event files (a resumed run's pause not
+counted), the generated doc block, one-line CLI errors, and one tiny real run through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+
+import numpy as np
+import pytest
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.record_writer import RecordWriter
+
+from benchmarks import learning
+from benchmarks.memory_suite import RunPlan
+
+TAG = learning.EPISODE_RETURN_MEAN100
+
+
+def write_events(path, start: float, points: list[tuple[int, float, float]]) -> None:
+    """An event file whose first event is at ``start`` and then ``(step, value, wall_time)`` scalars of TAG."""
+    with path.open("wb") as file:
+        writer = RecordWriter(file)
+        writer.write(event_pb2.Event(wall_time=start, file_version="brain.Event:2").SerializeToString())
+        for step, value, wall_time in points:
+            summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=TAG, simple_value=value)])
+            writer.write(event_pb2.Event(wall_time=wall_time, step=step, summary=summary).SerializeToString())
+
+
+def test_first_at_or_above_matches_a_loop():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        values = rng.normal(size=rng.integers(1, 30))
+        threshold = float(rng.normal())
+        expected = next((i for i, v in enumerate(values) if v >= threshold), None)
+        assert learning.first_at_or_above(values, threshold) == expected
+    assert learning.first_at_or_above(np.array([1.0, 2.0, 2.0]), 2.0) == 1  # reaching it counts
+    assert learning.first_at_or_above(np.zeros(0), 0.0) is None
+
+
+def test_mean_std_is_the_sample_std():
+    assert learning.mean_std([0.2, None, 0.6, 0.7]) == pytest.approx((0.5, statistics.stdev([0.2, 0.6, 0.7])))
+    assert learning.mean_std([0.3]) == (0.3, None)
+    assert learning.mean_std([None]) == (None, None)
+
+
+def test_read_elapsed_lays_a_resumed_runs_files_end_to_end(tmp_path):
+    first, second = tmp_path / "events.out.tfevents.1.a", tmp_path / "events.out.tfevents.2.b"
+    write_events(first, 1000.0, [(100, 0.1, 1010.0), (200, 0.2, 1030.0)])
+    # Resumed 5000 s later: the pause is not training time; step 200 logged again, the later file wins.
+    write_events(second, 6000.0, [(200, 0.25, 6004.0), (300, 0.3, 6010.0)])
+    os.utime(first, (1, 1))
+    os.utime(second, (2, 2))
+    assert learning.read_elapsed(tmp_path, TAG) == pytest.approx({100: 10.0, 200: 34.0, 300: 40.0})
+    assert learning.read_elapsed(tmp_path, "charts/other") == {}
+
+
+def fake_run(out_dir, plan, points, env_steps):
+    run_dir = out_dir / "runs" / plan.name
+    run_dir.mkdir(parents=True)
+    write_events(run_dir / "events.out.tfevents.1.x", 500.0, points)
+    (run_dir / "summary.json").write_text(json.dumps({"env_steps": env_steps, "wall_time_s": 99.0}))
+
+
+def test_run_rows_threshold_final_best_and_table(tmp_path):
+    bench = learning.with_budget(learning.KNOWN["CartPole-v1"], 400)
+    ur, none = RunPlan(bench.task, "lstm/ur", 0), RunPlan(bench.task, "none/standard", 0)
+    fake_run(tmp_path, ur, [(100, 20.0, 510.0), (200, 480.0, 530.0), (300, 470.0, 545.0), (400, 490.0, 560.0)], 400)
+    fake_run(tmp_path, none, [(100, 30.0, 505.0), (200, 60.0, 512.0)], 200)
+    row = learning.run_row(bench, ur, tmp_path)
+    assert (row["status"], row["steps_to_threshold"], row["seconds_to_threshold"]) == ("done", 200.0, 30.0)
+    assert (row["final"], row["best"], row["train_seconds"], row["wall_time_s"]) == (490.0, 490.0, 60.0, 99.0)
+    other = learning.run_row(bench, none, tmp_path)
+    assert other["status"] == "partial" and other["steps_to_threshold"] is None and other["best"] == 60.0
+    assert learning.run_row(bench, RunPlan(bench.task, "lstm/ur", 7), tmp_path) is None
+    table = learning.cell_rows([row, other])
+    assert table[0][:6] == ["CartPole-v1", "lstm/ur", "1 (1)", "1/1", 200.0, 30.0]
+    assert table[1][:6] == ["CartPole-v1", "none/standard", "1 (0)", "0/1", None, None]
+    popgym = learning.KNOWN["RepeatPreviousEasy"]
+    mmer_table = [["RepeatPreviousEasy", "lstm/ur", "3 (3)", "2/3", 1.0, 2.0, 0.5, 0.1, 0.9, 0.8, 0.05, 60.0]]
+    ours, *published = learning.published_rows(popgym, mmer_table)
+    assert ours == ["ours: lstm/ur", "0.8 ± 0.05", "2M steps, IMPALA", "this benchmark"]
+    assert published and all(p[1] == "not confirmed" and "15M" in p[2] for p in published)
+
+
+def test_refresh_doc_replaces_its_blocks_and_keeps_the_rest(tmp_path):
+    doc = tmp_path / "LEARNING.md"
+    doc.write_text("# Title\n\nHand-written context.\n")
+    learning.refresh_doc(doc, {"A": "block A v1", "B": "block B v1"})
+    learning.refresh_doc(doc, {"A": "block A v2"})
+    text = doc.read_text()
+    assert text.startswith("# Title\n\nHand-written context.\n")
+    assert "block A v2" in text and "block A v1" not in text and "block B v1" in text
+    assert text.index("block A v2") < text.index("block B v1") and text.count("learning:begin A") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tasks", "Pong"], "unknown task 'Pong'"),
+        (["--cells", "lstm"], "cell 'lstm' must look like cell/gate"),
+        (["--cells", "lstm/urr"], "agent.core.gate"),
+        (["--set", "learner.learning_rat=1"], "learner.learning_rat"),
+        (["--set", "run.total_env_steps=5"], "--steps"),
+        (["--steps", "0"], "--steps 0 must be positive"),
+    ],
+)
+def test_command_line_errors_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        learning.parse_args(["--tasks", "CartPole-v1", *argv] if argv[0] != "--tasks" else argv)
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in error
+
+
+def test_every_task_builds_its_environment_with_its_preset():
+    from configs import load_config
+    from envs.factory import validate_env_config
+
+    for bench in learning.BENCHMARKS:
+        assert bench.task.config.exists(), bench.task.config
+        config = load_config(bench.task.config, [f"env.id={bench.task.env_id}"])
+        validate_env_config(config.env)
+        assert config.actors.unroll_length == bench.task.unroll_length
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_through_the_command_line(tmp_path, capsys):
+    doc = tmp_path / "docs" / "LEARNING.md"
+    argv = ["--tasks", "CartPole-v1", "--cells", "lstm/ur", "--seeds", "0", "--steps", "320",
+            "--set", "actors.backend=local", "--out", str(tmp_path / "out"), "--doc", str(doc)]  # fmt: skip
+    assert learning.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "CartPole-v1__lstm-ur__s0: done" in out and "| CartPole-v1 | lstm/ur | 1 (1) |" in out
+    runs = (tmp_path / "out" / "runs.csv").read_text().splitlines()
+    assert len(runs) == 2 and ",done,320," in runs[1]
+    assert (doc.parent / "figures" / "learning_CartPole-v1.png").stat().st_size > 0
+    text = doc.read_text()
+    assert "<!-- learning:begin CartPole-v1 -->" in text and "--steps 320" in text and "Budget 320 env steps" in text
+    # Started again: nothing runs, and the provenance of the runs that made the figures is kept.
+    assert learning.main(argv) == 0
+    assert "1 skipped, 1 planned" in capsys.readouterr().out and "--steps 320" in doc.read_text()
