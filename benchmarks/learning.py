@@ -11,9 +11,9 @@ episodes, logged at each update:
 
 * steps / seconds to threshold: the first logged point at or above the task's threshold; its env
   steps, and its wall-clock seconds since the run's first TensorBoard event (``read_elapsed``);
-* final: the last logged value; best: the largest. The best is POPGym's MMER (Morad et al. 2023:
-  the running maximum of RLlib's ``episode_reward_mean``, itself a mean over the last 100 episodes),
-  reported as mean and sample standard deviation over seeds.
+* final: the last logged value; best: the largest, our MMER (Morad et al. 2023: the maximum over
+  training of RLlib's ``episode_reward_mean``, a mean over each iteration's episodes, topped up to
+  at least 100), reported as mean and sample standard deviation over seeds.
 
 The report writes ``runs.csv``, ``cells.csv``/``cells.md`` and per-task curves (median over seeds,
 min-max band) under ``--out``, and refreshes each measured task's block in ``docs/LEARNING.md``.
@@ -130,9 +130,10 @@ def mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
 def read_elapsed(run_dir: Path, tag: str) -> dict[int, float]:
     """``{env_step: seconds}``: when each point of ``tag`` was logged, in seconds since the run's first event.
 
-    A resumed run writes a new event file; the files are laid end to end, each counted from its own
-    first event, so the pause between a stop and its resume is not counted. Ray's start-up before a
-    file's first event is not counted either (``summary.json``'s ``wall_time_s`` includes it).
+    The first event is written when the run's writer opens: after ``ray.init`` and the learner are
+    built, before the actors start, so their start-up counts (``summary.json``'s ``wall_time_s``
+    starts once they are ready). A resumed run writes a new event file; the files are laid end to
+    end, each counted from its own first event, so the pause between a stop and its resume is not.
     """
     elapsed: dict[int, float] = {}
     offset = 0.0
@@ -172,7 +173,7 @@ def run_row(bench: Benchmark, plan: RunPlan, out_dir: Path) -> dict[str, Any] | 
 RUN_HEADERS = ["task", "cell", "seed", "status", "env_steps", "final", "best", "steps_to_threshold",
                "seconds_to_threshold", "train_seconds", "wall_time_s"]  # fmt: skip
 CELL_HEADERS = ["task", "cell", "runs (done)", "reached threshold", "steps to threshold (median)",
-                "seconds to threshold (median)", "final median", "final min", "final max", "best (MMER) mean",
+                "seconds to threshold (median)", "final median", "final min", "final max", "best mean",
                 "best std", "train seconds (median)"]  # fmt: skip
 
 
@@ -191,6 +192,13 @@ def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
                       *spread([r["final"] for r in runs]), *mean_std([r["best"] for r in runs]),
                       spread([r["train_seconds"] for r in runs])[0]])  # fmt: skip
     return table
+
+
+def display(row: list[object]) -> list[object]:
+    """A cell-table row for reading: env steps with thousands separators, seconds whole."""
+    steps, seconds, train = row[4], row[5], row[11]
+    return [*row[:4], "–" if steps is None else f"{steps:,.0f}", "–" if seconds is None else f"{seconds:.0f}",
+            *row[6:11], "–" if train is None else f"{train:.0f}"]  # fmt: skip
 
 
 def published_rows(bench: Benchmark, table: list[list[object]]) -> list[list[object]]:
@@ -232,7 +240,7 @@ def task_block(bench: Benchmark, table: list[list[object]], provenance: dict[str
         where = "How these runs were started was not recorded (they predate the report's provenance file)."
     lines = [f"### {name}", "", where, f"Budget {bench.task.total_env_steps:,} env steps per run, "
              f"threshold {bench.threshold:g} on the 100-episode mean; preset `{bench.task.config.relative_to(ROOT)}`.", "",
-             markdown_table(CELL_HEADERS[1:], [row[1:] for row in table if row[0] == name])]  # fmt: skip
+             markdown_table(CELL_HEADERS[1:], [display(row)[1:] for row in table if row[0] == name])]  # fmt: skip
     if bench.mmer:
         lines += ["MMER (max over training of the 100-episode mean return), mean ± std over seeds:", "",
                   markdown_table(["model", "MMER", "budget", "source"], published_rows(bench, table))]  # fmt: skip
