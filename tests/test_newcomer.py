@@ -55,7 +55,8 @@ def train_watching_ray(cwd: Path, *args: str) -> tuple[str, dict[int, str]]:
 
 def descendants(pid: int) -> dict[int, str]:
     """``{pid: command}`` of every process below ``pid`` (Ray's gcs_server, raylet, agents, workers)."""
-    listing = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True).stdout
+    ps = ["ps", "-ww", "-eo", "pid=,ppid=,args="]  # -ww: whole command lines, whatever the terminal's width
+    listing = subprocess.run(ps, capture_output=True, text=True, check=True).stdout
     children: dict[int, list[tuple[int, str]]] = {}
     for row in listing.splitlines():
         child, parent, command = (row.split(None, 2) + [""])[:3]
