@@ -1,8 +1,8 @@
 """PopArt (learner/popart.py, agents/heads.ValueHead) against a float64 reference written from the equations.
 
-    mean' = (1 - beta) mean + beta E[vs],  sq' = (1 - beta) sq + beta E[vs^2],  beta = max(step, 1/n)
-    std'  = clip(sqrt(sq' - mean'^2), min_std, 1e6)
-    w' = w std / std',  b' = (std b + mean - mean') / std'     (so that std' (w'h + b') + mean' = std (wh + b) + mean)
+mean' = (1 - beta) mean + beta E[vs],  sq' = (1 - beta) sq + beta E[vs^2],  beta = max(step, 1/n)
+std'  = clip(sqrt(sq' - mean'^2), min_std, 1e6)
+w' = w std / std',  b' = (std b + mean - mean') / std'     (so that std' (w'h + b') + mean' = std (wh + b) + mean)
 """
 
 from __future__ import annotations
