@@ -15,12 +15,20 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from configs import Config, ConfigError, load_config, write_config
-from learner.run_dir import CONFIG_FILE, checkpoint_env_steps, default_run_name, latest_checkpoint
+from learner.run_dir import (
+    CONFIG_FILE,
+    checkpoint_env_steps,
+    default_run_name,
+    in_submitted_job,
+    latest_checkpoint,
+    resolve_run_path,
+)
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_PRESET = ROOT / "configs" / "default.yaml"
@@ -40,22 +48,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
-    """The validated config and its run folder; raises ``ConfigError`` / ``ValueError`` in one line."""
+def resolve_config(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> tuple[Config, Path]:
+    """The validated config and its absolute run folder; raises ``ConfigError`` / ``ValueError`` in one line.
+
+    Relative run paths resolve in this process (``learner.run_dir.resolve_run_path``): against
+    the working directory, or inside ``ray job submit`` against ``$GATEDRL_HOME`` (``~/gatedrl``).
+    """
     overrides = list(args.overrides)
     if args.address is not None:
         overrides.append(f"run.address={args.address}")
     if args.resume is not None:
         if args.config is not None:
             raise ConfigError("--resume uses the run's own config.yaml; pass overrides instead of --config")
-        config = load_config(args.resume / CONFIG_FILE, overrides)
-        if latest_checkpoint(args.resume) is None:
-            raise ConfigError(f"--resume {args.resume}: no checkpoint in {args.resume / 'checkpoints'}")
-        return config, args.resume
+        run_dir = resolve_run_path(args.resume, environ)
+        config = load_config(run_dir / CONFIG_FILE, overrides)
+        if latest_checkpoint(run_dir) is None:
+            raise ConfigError(f"--resume {run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
+        return config, run_dir
     config = load_config(args.config or DEFAULT_PRESET, overrides)
     core = config.agent.core
     name = config.run.name or default_run_name(config.env.id, core.cell, core.gate)
-    run_dir = Path(config.run.log_dir) / name
+    run_dir = resolve_run_path(config.run.log_dir, environ) / name
     if (run_dir / CONFIG_FILE).exists():
         raise ConfigError(f"run folder {run_dir} already exists; use --resume {run_dir} or another run.name")
     return config, run_dir
@@ -106,11 +119,11 @@ def ray_init_args(address: str | None, ship_code: bool, environ: Mapping[str, st
       cluster already running on this machine (another user's, or one shutting down).
     - An address: join it, shipping this folder to the nodes unless told they have it.
     """
-    if address is None and "RAY_JOB_CONFIG_JSON_ENV_VAR" in environ:
+    if address is None and in_submitted_job(environ):
         return {}
     if address is None:
         return {"address": "local", "include_dashboard": False}
-    submitted_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in environ
+    submitted_job = in_submitted_job(environ)
     if ship_code and not submitted_job:
         return {"address": address, "runtime_env": {"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES}}
     return {"address": address}
@@ -126,6 +139,8 @@ def run_training(config: Config, run_dir: Path, resume: bool, ship_code: bool) -
     from learner.loop import train
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    # Said first, so that a submitted job's log tells where its run folder is.
+    print(f"run folder: {run_dir} (on {socket.gethostname()})", flush=True)
     if not resume:
         write_config(config, run_dir / CONFIG_FILE)
     uses_ray = config.actors.backend == "ray"
@@ -151,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.eval is not None:
-            print(json.dumps(run_evaluation(args.eval, args.episodes), indent=2))
+            print(json.dumps(run_evaluation(resolve_run_path(args.eval, os.environ), args.episodes), indent=2))
             return 0
         config, run_dir = resolve_config(args)
         finished = finished_message(config, run_dir) if args.resume is not None else None
@@ -162,7 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    summary = run_training(config, run_dir, resume=args.resume is not None, ship_code=not args.no_ship_code)
+    from learner.remote import LearnerLost  # imports Ray and torch: not before the config is known good
+
+    try:
+        summary = run_training(config, run_dir, resume=args.resume is not None, ship_code=not args.no_ship_code)
+    except LearnerLost as error:
+        newest = latest_checkpoint(run_dir)
+        then = f"continue with: python run_impala.py --resume {run_dir}" if newest else "no checkpoint was made"
+        print(f"error: {error}; newest checkpoint: {newest}; {then}", file=sys.stderr)
+        return 1
     print(json.dumps({"run_dir": str(run_dir), **{k: v for k, v in summary.items() if k != "last_metrics"}}, indent=2))
     return 0
 

@@ -33,8 +33,15 @@ from learner import metrics as m
 from learner.console import progress_line
 from learner.gate_stats import gate_summaries
 from learner.plots import plot_run
-from learner.remote import LocalLearner, RemoteLearner
-from learner.run_dir import checkpoint_path, latest_checkpoint, prune_checkpoints, read_summary, write_summary
+from learner.remote import LearnerLost, LocalLearner, RemoteLearner
+from learner.run_dir import (
+    checkpoint_path,
+    latest_checkpoint,
+    prune_checkpoints,
+    read_summary,
+    write_checkpoint,
+    write_summary,
+)
 from learner.signals import StopOnSignal
 from learner.tensorboard import TensorBoardLogger
 
@@ -130,8 +137,14 @@ def next_batch(pool: Any, n: int, remote_learner: bool) -> tuple[list[Any], list
 
 
 def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]:
-    """Train until ``run.total_env_steps`` or a stop signal; return the summary written to the run folder."""
-    run_dir = Path(run_dir)
+    """Train until ``run.total_env_steps`` or a stop signal; return the summary written to the run folder.
+
+    This process owns ``run_dir`` (made absolute here, against this process's working directory):
+    it writes the events, checkpoints and summary, wherever the learner and the actors run.
+    If the learner's Ray actor dies, ``LearnerLost`` is raised after the summary is written; the
+    newest checkpoint is the one the run resumes from.
+    """
+    run_dir = Path(run_dir).resolve()
     obs_space, action_space = probe_spaces(config)
     agent_factory = functools.partial(Agent, obs_space, action_space, config.agent)
     learner = make_learner(config, agent_factory)
@@ -156,6 +169,12 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]
                 train_once(config, pool, learner, logger, progress)
                 maybe_checkpoint(config, learner, run_dir, progress, pool)
         final = save_checkpoint(learner, run_dir, progress, pool, stopped=stop.requested)
+    except LearnerLost:
+        # Nothing left to save: keep the checkpoints there are and say which one to resume from.
+        write_summary(run_dir, summary(progress, pool, stopped=True))
+        log.error("the learner was lost at %d env steps; newest checkpoint: %s", progress.env_steps,
+                  latest_checkpoint(run_dir))  # fmt: skip
+        raise
     except BaseException:
         # Whatever broke, the learner's state so far is not lost.
         log.exception("training stopped by an error; saving the learner's state")
@@ -180,7 +199,7 @@ def restore(learner: LocalLearner | RemoteLearner, run_dir: Path) -> None:
     path = latest_checkpoint(run_dir)
     if path is None:
         raise FileNotFoundError(f"--resume {run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
-    learner.load_checkpoint(str(path))
+    learner.load_checkpoint_bytes(path.read_bytes())
     log.info("resumed from %s", path)
 
 
@@ -248,20 +267,21 @@ def maybe_checkpoint(config: Config, learner: Any, run_dir: Path, progress: Prog
 
 
 def save_checkpoint(learner: Any, run_dir: Path, progress: Progress, pool: Any, stopped: bool) -> dict[str, Any]:
-    learner.save_checkpoint(str(checkpoint_path(run_dir, progress.env_steps)))
+    # The learner may be on another node: its state comes here as bytes, and this process writes it.
+    write_checkpoint(checkpoint_path(run_dir, progress.env_steps), learner.checkpoint_bytes())
     prune_checkpoints(run_dir, CHECKPOINTS_KEPT)
-    figures = summary(learner, progress, pool, stopped)
+    figures = summary(progress, pool, stopped)
     write_summary(run_dir, figures)
     progress.last_checkpoint = time.perf_counter()
     return figures
 
 
-def summary(learner: Any, progress: Progress, pool: Any, stopped: bool) -> dict[str, Any]:
+def summary(progress: Progress, pool: Any, stopped: bool) -> dict[str, Any]:
+    """The run's figures; the counters are the learner's as of its last update (copied into ``progress``)."""
     stats = pool.stats()
-    counters = learner.counters()
     return {
-        "env_steps": counters.env_steps,
-        "updates": counters.updates,
+        "env_steps": progress.env_steps,
+        "updates": progress.updates,
         "episodes": progress.episodes,
         "mean_return": progress.mean_return(),
         "return_window": len(progress.returns),

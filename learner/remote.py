@@ -3,11 +3,14 @@
 Both endpoints offer the same small interface to the training loop, so ``loop.py`` has one
 code path. The remote endpoint receives trajectory *references*: Ray moves the data
 straight from the actors' nodes to the learner's node, never through the driver.
+Checkpoints travel the other way as bytes: the learner serialises its state wherever it runs,
+and the driver, which owns the run folder, writes them (``learner.run_dir.write_checkpoint``).
 This module and ``actors/pool.py`` are the two places that import Ray.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -44,6 +47,24 @@ def counters(learner: Learner) -> Counters:
     return Counters(learner.updates, learner.env_steps, learner.version)
 
 
+class LearnerLost(RuntimeError):
+    """The learner's Ray actor died (its node was lost, or it was killed): its state since the
+    newest checkpoint is gone, and the run stops so that it can be resumed from that checkpoint."""
+
+
+def state_bytes(learner: Learner) -> bytes:
+    """``learner.state_dict()`` serialised in ``torch.save``'s format (a checkpoint file's content)."""
+    buffer = io.BytesIO()
+    torch.save(learner.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def load_state_bytes(learner: Learner, data: bytes) -> None:
+    """The inverse of ``state_bytes``; tensors go to the learner's device."""
+    state = torch.load(io.BytesIO(data), map_location=learner.device, weights_only=True)
+    learner.load_state_dict(state)
+
+
 class LocalLearner:
     """The learner in this process; takes trajectories that the driver fetched."""
 
@@ -59,11 +80,11 @@ class LocalLearner:
     def counters(self) -> Counters:
         return counters(self.learner)
 
-    def save_checkpoint(self, path: str) -> None:
-        self.learner.save_checkpoint(path)
+    def checkpoint_bytes(self) -> bytes:
+        return state_bytes(self.learner)
 
-    def load_checkpoint(self, path: str) -> None:
-        self.learner.load_checkpoint(path)
+    def load_checkpoint_bytes(self, data: bytes) -> None:
+        load_state_bytes(self.learner, data)
 
     def device(self) -> str:
         return str(self.learner.device)
@@ -75,32 +96,48 @@ class _LearnerActor(LocalLearner):
     def update_from_args(self, collect_gates: bool, *trajectories: Trajectory) -> UpdateResult:
         return self.update(trajectories, collect_gates)
 
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
 
 class RemoteLearner:
     """The learner as a Ray actor reserving ``num_gpus``, so a cluster places it on a GPU node.
 
-    Checkpoint paths are paths on the learner's node (the head node's disk when it has the GPU).
+    It never touches a file: checkpoints leave it and reach it as bytes, so the run folder can be
+    on the driver's disk while the learner runs on another machine. If the actor dies, every call
+    raises ``LearnerLost``; it is not restarted (its state since the newest checkpoint is gone,
+    and a GPU to restart it on may not exist), the run stops and is resumed from that checkpoint.
     """
 
     def __init__(self, agent_factory: Callable[[], nn.Module], learner_config: LearnerConfig, total_updates: int):
-        actor_class = ray.remote(num_gpus=learner_config.num_gpus, num_cpus=1)(_LearnerActor)
+        actor_class = ray.remote(num_gpus=learner_config.num_gpus, num_cpus=1, max_restarts=0)(_LearnerActor)
         self._actor = actor_class.remote(agent_factory, learner_config, total_updates)
+
+    def _get(self, ref: ray.ObjectRef) -> Any:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as error:
+            raise LearnerLost(f"the learner's Ray actor died ({type(error).__name__})") from error
 
     def update(self, trajectory_refs: Sequence[ray.ObjectRef], collect_gates: bool = False) -> UpdateResult:
         # Top-level ObjectRef arguments are resolved on the learner's node, not here.
-        return ray.get(self._actor.update_from_args.remote(collect_gates, *trajectory_refs))
+        return self._get(self._actor.update_from_args.remote(collect_gates, *trajectory_refs))
 
     def get_weights(self) -> tuple[int, dict[str, Any]]:
-        return ray.get(self._actor.get_weights.remote())
+        return self._get(self._actor.get_weights.remote())
 
     def counters(self) -> Counters:
-        return ray.get(self._actor.counters.remote())
+        return self._get(self._actor.counters.remote())
 
-    def save_checkpoint(self, path: str) -> None:
-        ray.get(self._actor.save_checkpoint.remote(path))
+    def checkpoint_bytes(self) -> bytes:
+        return self._get(self._actor.checkpoint_bytes.remote())
 
-    def load_checkpoint(self, path: str) -> None:
-        ray.get(self._actor.load_checkpoint.remote(path))
+    def load_checkpoint_bytes(self, data: bytes) -> None:
+        self._get(self._actor.load_checkpoint_bytes.remote(data))
 
     def device(self) -> str:
-        return ray.get(self._actor.device.remote())
+        return self._get(self._actor.device.remote())
+
+    def node_id(self) -> str:
+        """The Ray node the learner runs on (for placement checks on a cluster)."""
+        return self._get(self._actor.node_id.remote())
