@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval", type=Path, metavar="RUN_DIR", help="evaluate a run's newest checkpoint and exit")
     parser.add_argument("--episodes", type=int, default=100, help="episodes per evaluation mode (with --eval)")
     parser.add_argument("--no-ship-code", action="store_true", help="cluster nodes already have this code")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may come before and after options
 
 
 def resolve_config(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> tuple[Config, Path]:

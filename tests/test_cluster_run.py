@@ -1,0 +1,151 @@
+"""A multi-node Ray cluster on one machine, driven the way a user drives a real one.
+
+Nodes are separate raylets with their own resources: the head (CPUs for the actors) and a
+node with a fake GPU, so that ``learner.num_gpus=1`` puts the learner on a node of its own.
+The driver is ``run_impala.py --address ...`` in a subprocess whose working directory is a
+test folder; the project reaches the workers as Ray's ``working_dir`` (a temporary copy in
+the session folder), so any path that resolved against a worker's working directory would
+land there instead of in the run folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+from ray.cluster_utils import Cluster
+
+from actors.pool import RayActorPool
+from agents import Agent
+from configs import load_config
+from envs import make_env
+from learner.loop import probe_spaces
+from learner.run_dir import checkpoint_env_steps, latest_checkpoint, read_summary
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "env.id=gatedrl/PassiveMatch-v0",
+    "env.kwargs.delay=2",
+    "agent.mlp_sizes=[8]",
+    "agent.core.hidden_size=8",
+    "actors.num_actors=1",
+    "actors.envs_per_actor=2",
+    "actors.unroll_length=5",
+    "actors.num_cpus_per_actor=1",
+    "learner.batch_size=1",
+]
+STEPS_PER_UPDATE = 2 * 5
+# A lost node is noticed by GCS health checks: every second, dead after 5 misses (default 5 x 3 s).
+FAST_NODE_DEATH = {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000, "health_check_failure_threshold": 5}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False, "_system_config": FAST_NODE_DEATH},
+    )
+    yield cluster
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster.shutdown()
+
+
+def start_driver(cluster: Cluster, cwd: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_JOB_CONFIG_JSON_ENV_VAR")}
+    command = [sys.executable, str(ROOT / "run_impala.py"), "--address", cluster.address, *TINY, *args]
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def finish(driver: subprocess.Popen, timeout_s: float) -> tuple[int, str, str]:
+    try:
+        out, err = driver.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        driver.kill()
+        out, err = driver.communicate()
+        raise AssertionError(f"driver still running after {timeout_s:g} s:\n{out[-2000:]}\n{err[-3000:]}") from None
+    return driver.returncode, out, err
+
+
+def test_learner_node_lost_run_stops_with_checkpoint_then_resumes_on_another(cluster, tmp_path):
+    """The learner on a GPU node of its own writes no file: its checkpoints reach the driver's
+    run folder. When that node is lost the run stops (the learner actor is not restarted: its
+    state since the newest checkpoint is gone), naming the checkpoint; ``--resume`` on a new
+    GPU node continues from it."""
+    gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
+    run_dir = tmp_path / "runs" / "far"
+    driver = start_driver(cluster, tmp_path, "learner.num_gpus=1", "learner.device=cpu", "run.name=far",
+                          "run.total_env_steps=100000000", "run.checkpoint_interval_min=0.005")  # fmt: skip
+    try:
+        wait_for(lambda: latest_checkpoint(run_dir) is not None or driver.poll() is not None, 120, "a checkpoint")
+        assert driver.poll() is None, driver.communicate()
+        cluster.remove_node(gpu_node, allow_graceful=False)
+        code, out, err = finish(driver, 60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert f"run folder: {run_dir}" in out
+    assert code == 1, err[-3000:]
+    newest = latest_checkpoint(run_dir)
+    assert f"newest checkpoint: {newest}; continue with: python run_impala.py --resume {run_dir}" in err
+    summary = read_summary(run_dir)
+    assert summary["stopped_early"] and summary["env_steps"] >= checkpoint_env_steps(newest) > 0
+    session = Path(cluster.head_node.get_session_dir_path())
+    assert not list(session.rglob("ckpt-*.pt")), "a checkpoint landed in Ray's temporary folders"
+    state = torch.load(newest, weights_only=True)
+    assert state["counters"]["env_steps"] == checkpoint_env_steps(newest)
+
+    cluster.add_node(num_cpus=1, num_gpus=1)
+    budget = checkpoint_env_steps(newest) + 3 * STEPS_PER_UPDATE
+    driver = start_driver(cluster, tmp_path, "--resume", "runs/far", f"run.total_env_steps={budget}")
+    code, out, err = finish(driver, 120)
+    assert code == 0, err[-3000:]
+    assert checkpoint_env_steps(latest_checkpoint(run_dir)) == budget
+    assert read_summary(run_dir)["env_steps"] == budget and not read_summary(run_dir)["stopped_early"]
+    assert (run_dir / "curves.png").exists() and len(list(run_dir.glob("events.out.tfevents.*"))) == 2
+    assert not list(session.rglob("ckpt-*.pt"))
+
+
+def test_actor_on_a_lost_node_is_replaced_on_the_remaining_nodes(cluster):
+    """Every CPU holds one actor; a spare node joins, a node with an actor is lost, and the pool
+    replaces that actor (on the spare node: the others are full) and keeps delivering."""
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    try:
+        config = load_config(None, [*TINY, f"actors.num_actors={int(ray.cluster_resources()['CPU'])}"])
+        obs_space, action_space = probe_spaces(config)
+        agent_factory = functools.partial(Agent, obs_space, action_space, config.agent)
+        env_factory = functools.partial(make_env, config.env)
+        with RayActorPool(env_factory, agent_factory, config.actors, config.learner.discount) as pool:
+            pool.publish_weights(0, agent_factory().state_dict())
+            pool.next_refs(config.actors.num_actors)
+            doomed_id = doomed.node_id
+            on_doomed = [i for i in range(config.actors.num_actors)
+                         if ray.get(pool.actor(i).node_id.remote()) == doomed_id]  # fmt: skip
+            assert len(on_doomed) == 1
+            spare = cluster.add_node(num_cpus=1)
+            cluster.remove_node(doomed, allow_graceful=False)
+            wait_for(lambda: pool.next_refs(1) and pool.stats().restarts >= 1, 90, "the lost actor's replacement")
+            assert ray.get(pool.actor(on_doomed[0]).node_id.remote()) == spare.node_id
+            wait_for(lambda: pool.next_refs(1)[0].info.actor_id == on_doomed[0], 90, "a rollout of the replacement")
+            assert pool.stats().restarts == 1
+    finally:
+        ray.shutdown()
