@@ -141,8 +141,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]
 
     This process owns ``run_dir`` (made absolute here, against this process's working directory):
     it writes the events, checkpoints and summary, wherever the learner and the actors run.
-    If the learner's Ray actor dies, ``LearnerLost`` is raised after the summary is written; the
-    newest checkpoint is the one the run resumes from.
+    If the learner's Ray actor dies, ``LearnerLost`` is raised; the newest checkpoint is the one
+    the run resumes from, and its summary (marked ``stopped_early``) stays the run's.
     """
     run_dir = Path(run_dir).resolve()
     obs_space, action_space = probe_spaces(config)
@@ -170,8 +170,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> dict[str, Any]
                 maybe_checkpoint(config, learner, run_dir, progress, pool)
         final = save_checkpoint(learner, run_dir, progress, pool, stopped=stop.requested)
     except LearnerLost:
-        # Nothing left to save: keep the checkpoints there are and say which one to resume from.
-        write_summary(run_dir, summary(progress, pool, stopped=True))
+        # Nothing left to save. The summary stays the newest checkpoint's: figures past it would
+        # describe training that a resume replays (and TensorBoard's purge_step hides).
+        mark_stopped_early(run_dir)
         log.error("the learner was lost at %d env steps; newest checkpoint: %s", progress.env_steps,
                   latest_checkpoint(run_dir))  # fmt: skip
         raise
@@ -201,6 +202,14 @@ def restore(learner: LocalLearner | RemoteLearner, run_dir: Path) -> None:
         raise FileNotFoundError(f"--resume {run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
     learner.load_checkpoint_bytes(path.read_bytes())
     log.info("resumed from %s", path)
+
+
+def mark_stopped_early(run_dir: Path) -> None:
+    try:
+        figures = read_summary(run_dir)
+    except (FileNotFoundError, ValueError):
+        return  # no checkpoint yet, so no summary either
+    write_summary(run_dir, {**figures, "stopped_early": True})
 
 
 def episodes_before(run_dir: Path) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pytest
 import ray
 import torch
 from ray.cluster_utils import Cluster
+from ray.job_submission import JobStatus, JobSubmissionClient
 
 from actors.pool import RayActorPool
 from agents import Agent
@@ -28,6 +30,7 @@ from configs import load_config
 from envs import make_env
 from learner.loop import probe_spaces
 from learner.run_dir import checkpoint_env_steps, latest_checkpoint, read_summary
+from run_impala import SHIP_EXCLUDES
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -48,11 +51,24 @@ STEPS_PER_UPDATE = 2 * 5
 FAST_NODE_DEATH = {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000, "health_check_failure_threshold": 5}
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def cluster():
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False, "_system_config": FAST_NODE_DEATH},
+        # The dashboard serves the job API (ray job submit) through the head's agent, whose default
+        # port (52365) another Ray instance on this machine may hold.
+        head_node_args={
+            "num_cpus": 1,
+            "include_dashboard": True,
+            "dashboard_agent_listen_port": free_port(),
+            "_system_config": FAST_NODE_DEATH,
+        },  # fmt: skip
     )
     yield cluster
     if ray.is_initialized():
@@ -106,7 +122,7 @@ def test_learner_node_lost_run_stops_with_checkpoint_then_resumes_on_another(clu
     newest = latest_checkpoint(run_dir)
     assert f"newest checkpoint: {newest}; continue with: python run_impala.py --resume {run_dir}" in err
     summary = read_summary(run_dir)
-    assert summary["stopped_early"] and summary["env_steps"] >= checkpoint_env_steps(newest) > 0
+    assert summary["stopped_early"] and summary["env_steps"] == checkpoint_env_steps(newest) > 0  # not past it
     session = Path(cluster.head_node.get_session_dir_path())
     assert not list(session.rglob("ckpt-*.pt")), "a checkpoint landed in Ray's temporary folders"
     state = torch.load(newest, weights_only=True)
@@ -149,3 +165,35 @@ def test_actor_on_a_lost_node_is_replaced_on_the_remaining_nodes(cluster):
             assert pool.stats().restarts == 1
     finally:
         ray.shutdown()
+
+
+def test_a_submitted_jobs_run_folder_is_in_the_persistent_home_not_the_jobs_working_dir(cluster, tmp_path):
+    """``ray job submit --working-dir .``: the driver's working directory is Ray's temporary copy;
+    the default ``run.log_dir=runs`` lands in ``$GATEDRL_HOME/runs`` (``~/gatedrl`` when unset)."""
+    client = JobSubmissionClient(f"http://{cluster.head_node.address_info['webui_url']}")
+    home = tmp_path / "home"
+    runtime_env = {"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES, "env_vars": {"GATEDRL_HOME": str(home)}}
+    entrypoint = " ".join([sys.executable, "run_impala.py", *TINY, "run.total_env_steps=30", "run.name=job"])
+    job = submit_when_ready(client, entrypoint, runtime_env)
+    terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+    wait_for(lambda: client.get_job_status(job) in terminal, 120, "the job to end")
+    logs = client.get_job_logs(job)
+    assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
+    run_dir = home / "runs" / "job"
+    assert f"run folder: {run_dir}" in logs
+    assert checkpoint_env_steps(latest_checkpoint(run_dir)) == 30 and read_summary(run_dir)["env_steps"] == 30
+    assert (run_dir / "config.yaml").exists() and list(run_dir.glob("events.out.tfevents.*"))
+    session = Path(cluster.head_node.get_session_dir_path())
+    assert not list(session.rglob("runs")), "a run folder landed in Ray's temporary folders"
+
+
+def submit_when_ready(client: JobSubmissionClient, entrypoint: str, runtime_env: dict, timeout_s: float = 60) -> str:
+    """Submit, retrying while the head's job agent is still starting ("No available agent")."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+        except RuntimeError as error:
+            if "No available agent" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)

@@ -7,6 +7,7 @@ import argparse
 import functools
 from pathlib import Path
 
+import pytest
 import torch
 
 import run_impala
@@ -104,3 +105,27 @@ def test_a_lost_learner_is_one_line_naming_the_checkpoint_to_resume(tmp_path, mo
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "ActorDiedError" in err
     assert f"--resume {tmp_path / 'runs' / 'r'}" in err and "ckpt-000000000040.pt" in err
+
+
+def test_a_lost_learner_leaves_the_newest_checkpoint_and_its_summary(tmp_path, monkeypatch):
+    """The loop, when the learner's actor dies after some checkpoints: nothing more is saved, and the
+    summary is the newest checkpoint's, marked stopped early (not the lost updates' figures)."""
+    import learner.loop as loop
+    from learner.remote import LearnerLost
+    from learner.run_dir import checkpoint_env_steps, read_summary
+
+    class Doomed(LocalLearner):
+        def update(self, trajectories, collect_gates=False):
+            if self.learner.updates == 5:
+                raise LearnerLost("the learner's Ray actor died (ActorDiedError)")
+            return super().update(trajectories, collect_gates)
+
+    monkeypatch.setattr(loop, "make_learner", lambda config, factory: Doomed(factory, config.learner, 100))
+    config = load_config(None, [*SMALL, "actors.backend=local", "agent.mlp_sizes=[8]", "agent.core.hidden_size=8",
+                                "run.checkpoint_interval_min=1e-9", "run.total_env_steps=1000"])  # fmt: skip
+    with pytest.raises(LearnerLost):
+        loop.train(config, tmp_path)
+    newest = latest_checkpoint(tmp_path)
+    assert checkpoint_env_steps(newest) == 5 * 8
+    summary = read_summary(tmp_path)
+    assert summary["env_steps"] == 5 * 8 and summary["stopped_early"] is True
