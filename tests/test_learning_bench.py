@@ -78,6 +78,8 @@ def test_run_rows_threshold_final_best_and_table(tmp_path):
     table = learning.cell_rows([row, other])
     assert table[0][:6] == ["CartPole-v1", "lstm/ur", "1 (1)", "1/1", 200.0, 30.0]
     assert table[1][:6] == ["CartPole-v1", "none/standard", "1 (0)", "0/1", None, None]
+    assert learning.display([*table[0][:4], 1234567.0, 29.6, *table[0][6:]])[4:6] == ["1,234,567", "30"]
+    assert learning.display(table[1])[4:6] == ["–", "–"]
     popgym = learning.KNOWN["RepeatPreviousEasy"]
     mmer_table = [["RepeatPreviousEasy", "lstm/ur", "3 (3)", "2/3", 1.0, 2.0, 0.5, 0.1, 0.9, 0.8, 0.05, 60.0]]
     ours, *published = learning.published_rows(popgym, mmer_table)
