@@ -18,7 +18,8 @@ def progress_line(
     env_steps: int, total_env_steps: int, steps_per_s: float, mean_return: float | None, episodes: int, updates: int
 ) -> str:
     """E.g. ``[ 12.3%] steps 61,440/500,000 | 2,315 steps/s | return 45.20 (37 ep) | updates 120 | ETA 3m09s``."""
-    fraction = env_steps / max(total_env_steps, 1)
+    # The last update may overshoot the budget (a batch is T x B steps); the line never says 112 %.
+    fraction = min(env_steps / max(total_env_steps, 1), 1.0)
     remaining = max(total_env_steps - env_steps, 0)
     eta = remaining / steps_per_s if steps_per_s > 0 else (0.0 if remaining == 0 else math.inf)
     ret = "n/a" if mean_return is None else f"{mean_return:.2f}"

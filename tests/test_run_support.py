@@ -54,6 +54,7 @@ def test_progress_line_is_one_plain_line():
     assert "61,440/500,000" in line and "2,315 steps/s" in line and "return 45.20" in line
     assert "ETA 3m09s" in line
     assert "return n/a" in progress_line(0, 10, 0.0, None, 0, 0)
+    assert progress_line(2240, 2000, 300.0, 20.0, 101, 7).startswith("[100.0%] steps 2,240/2,000")  # overshoot
     assert format_duration(3700) == "1h01m"
 
 
