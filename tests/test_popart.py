@@ -131,8 +131,8 @@ def test_loss_regresses_normalised_values_and_divides_advantages_by_std():
     vs, pg = naive_vtrace(taken - np.log(1 / 3), discounts, traj.reward[:-1], values[:-1], values[-1], 1.0, 1.0, 1.0)
     expected_baseline = 0.5 * 0.5 * np.sum(((vs - 2.5) / 4.0 - (values[:-1] - 2.5) / 4.0) ** 2)
     expected_pg = -np.sum(taken * pg / 4.0)
-    np.testing.assert_allclose(float(loss.terms.baseline), expected_baseline, rtol=1e-4)
-    np.testing.assert_allclose(float(loss.terms.pg), expected_pg, rtol=1e-4)
+    np.testing.assert_allclose(loss.terms.baseline.item(), expected_baseline, rtol=1e-4)
+    np.testing.assert_allclose(loss.terms.pg.item(), expected_pg, rtol=1e-4)
     np.testing.assert_allclose(loss.vtrace.vs.numpy(), vs, atol=1e-4)  # V-trace itself runs on returns
 
 
