@@ -36,12 +36,12 @@ if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import fr
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from benchmarks.memory_suite import Preset, RunPlan, Task, make_plans, read_series, run_status, run_suite, spread
 from benchmarks.plotting import format_cell, markdown_table, plot_curves, write_csv
 from configs import load_config
 from learner.metrics import EPISODE_RETURN_MEAN100
+from learner.plots import event_files
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -137,9 +137,7 @@ def read_elapsed(run_dir: Path, tag: str) -> dict[int, float]:
     """
     elapsed: dict[int, float] = {}
     offset = 0.0
-    for path in sorted(Path(run_dir).glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
-        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
-        accumulator.Reload()
+    for accumulator in event_files(run_dir):
         if tag not in accumulator.Tags()["scalars"]:
             continue
         start = accumulator.FirstEventTimestamp()

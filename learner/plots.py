@@ -7,6 +7,7 @@ redrawn for any run: ``python -m learner.plots runs/<name>``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -28,12 +29,18 @@ PANELS = (
 )
 
 
-def read_scalars(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
-    """``{tag: (steps, values)}`` over every event file of the run, later files overriding earlier steps."""
-    series: dict[str, dict[int, float]] = {}
+def event_files(run_dir: Path) -> Iterator[EventAccumulator]:
+    """The run's event files, loaded, oldest first (a resumed run adds one per start)."""
     for path in sorted(Path(run_dir).glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
         accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
         accumulator.Reload()
+        yield accumulator
+
+
+def read_scalars(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """``{tag: (steps, values)}`` over every event file of the run, later files overriding earlier steps."""
+    series: dict[str, dict[int, float]] = {}
+    for accumulator in event_files(run_dir):
         for tag in accumulator.Tags()["scalars"]:
             series.setdefault(tag, {}).update((e.step, e.value) for e in accumulator.Scalars(tag))
     return {tag: (sorted(points), [points[s] for s in sorted(points)]) for tag, points in series.items()}
