@@ -37,7 +37,17 @@ if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import fr
 
 import numpy as np
 
-from benchmarks.memory_suite import Preset, RunPlan, Task, make_plans, read_series, run_status, run_suite, spread
+from benchmarks.memory_suite import (
+    Preset,
+    RunPlan,
+    Task,
+    group_runs,
+    make_plans,
+    read_series,
+    run_status,
+    run_suite,
+    spread,
+)
 from benchmarks.plotting import format_cell, markdown_table, plot_curves, write_csv
 from configs import load_config
 from learner.metrics import EPISODE_RETURN_MEAN100
@@ -177,11 +187,8 @@ CELL_HEADERS = ["task", "cell", "runs (done)", "reached threshold", "steps to th
 
 def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
     """Per task and cell: how many runs reached the threshold, the medians among those, final and best."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["task"], row["cell"]), []).append(row)
     table = []
-    for (task, cell), runs in groups.items():
+    for (task, cell), runs in group_runs(rows).items():
         reached = [r for r in runs if r["steps_to_threshold"] is not None]
         done = sum(r["status"] == "done" for r in runs)
         table.append([task, cell, f"{len(runs)} ({done})", f"{len(reached)}/{len(runs)}",

@@ -288,12 +288,17 @@ RUN_HEADERS = ["task", "cell", "seed", "status", "env_steps", "final_return", "f
                "steps_to_threshold", "binary_g", "policy_entropy", "wall_time_s"]  # fmt: skip
 
 
-def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
+def group_runs(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Per-run rows -> ``{(task, cell): rows}``, in first-seen order."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["task"], row["cell"]), []).append(row)
+    return groups
+
+
+def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
     table = []
-    for (task, cell), runs in groups.items():
+    for (task, cell), runs in group_runs(rows).items():
         reached = [r["steps_to_threshold"] for r in runs if r["steps_to_threshold"] is not None]
         done = sum(r["status"] == "done" for r in runs)
         table.append([task, cell, f"{len(runs)} ({done})", *spread([r["final_return"] for r in runs]),
