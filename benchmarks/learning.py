@@ -98,8 +98,6 @@ def gym_task(
     return Benchmark(task, threshold)
 
 
-# sb3-contrib's memory test: a memoryless policy does not get past ~50 on CartPole without velocities.
-NO_VELOCITY_REFERENCES = (("memoryless (sb3-contrib)", 50.0),)
 # Budgets sized for a 2-core machine (docs/LEARNING.md says how they were chosen).
 BENCHMARKS = (
     gym_task("CartPole-v1", "CartPole-v1", 1_000_000, 475.0, "cartpole.yaml", 500.0, 500),
@@ -111,7 +109,6 @@ BENCHMARKS = (
         "cartpole.yaml",
         500.0,
         500,
-        NO_VELOCITY_REFERENCES,
     ),
     popgym_task("RepeatPreviousEasy", 51, 2_000_000, 0.9),
     popgym_task("CountRecallEasy", 51, 2_000_000, 0.5),
