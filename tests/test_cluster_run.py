@@ -57,7 +57,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+# A fresh cluster per test: sharing one, the actor test sized its pool from CPUs that the lost-learner
+# test's leftover nodes still reported, and waited 90 s for a replacement that had nowhere to go.
+@pytest.fixture
 def cluster():
     cluster = Cluster(
         initialize_head=True,
