@@ -10,6 +10,7 @@ rollout of the same environments.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from learner.batch import Batch, make_batch
 from learner.losses import LossTerms, total_loss
 from learner.optim import learning_rate_at, make_optimizer, set_learning_rate
 from learner.popart import update_value_head
+from learner.run_dir import write_checkpoint
 from learner.vtrace import VTraceReturns, from_importance_weights
 
 if TYPE_CHECKING:
@@ -287,26 +289,23 @@ class Learner:
         self.updates, self.env_steps = int(counters["updates"]), int(counters["env_steps"])
         self.version, self.skipped_steps = int(counters["version"]), int(counters["skipped_steps"])
 
-    def save_checkpoint(self, path: str | os.PathLike) -> None:
-        """Write ``state_dict()`` atomically: a temporary file in the same folder, fsync, then rename.
+    def state_bytes(self) -> bytes:
+        """``state_dict()`` in ``torch.save``'s format: a checkpoint file's content, ready to travel."""
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
+        return buffer.getvalue()
 
-        ``os.replace`` is atomic on POSIX, so a crash leaves either the old file or the new one.
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as handle:
-                torch.save(self.state_dict(), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    def load_state_bytes(self, data: bytes) -> None:
+        """The inverse of ``state_bytes``; tensors go to this learner's device."""
+        self.load_state_dict(torch.load(io.BytesIO(data), map_location=self.device, weights_only=True))
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write ``state_bytes()`` atomically (``learner.run_dir.write_checkpoint``)."""
+        write_checkpoint(Path(path), self.state_bytes())
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Load a checkpoint written by ``save_checkpoint`` (tensors mapped to this learner's device)."""
-        self.load_state_dict(torch.load(Path(path), map_location=self.device, weights_only=True))
+        self.load_state_bytes(Path(path).read_bytes())
 
 
 def popart_head(agent: nn.Module, value_norm: str) -> ValueHead | None:

@@ -10,7 +10,6 @@ This module and ``actors/pool.py`` are the two places that import Ray.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -52,19 +51,6 @@ class LearnerLost(RuntimeError):
     newest checkpoint is gone, and the run stops so that it can be resumed from that checkpoint."""
 
 
-def state_bytes(learner: Learner) -> bytes:
-    """``learner.state_dict()`` serialised in ``torch.save``'s format (a checkpoint file's content)."""
-    buffer = io.BytesIO()
-    torch.save(learner.state_dict(), buffer)
-    return buffer.getvalue()
-
-
-def load_state_bytes(learner: Learner, data: bytes) -> None:
-    """The inverse of ``state_bytes``; tensors go to the learner's device."""
-    state = torch.load(io.BytesIO(data), map_location=learner.device, weights_only=True)
-    learner.load_state_dict(state)
-
-
 class LocalLearner:
     """The learner in this process; takes trajectories that the driver fetched."""
 
@@ -81,10 +67,10 @@ class LocalLearner:
         return counters(self.learner)
 
     def checkpoint_bytes(self) -> bytes:
-        return state_bytes(self.learner)
+        return self.learner.state_bytes()
 
     def load_checkpoint_bytes(self, data: bytes) -> None:
-        load_state_bytes(self.learner, data)
+        self.learner.load_state_bytes(data)
 
     def device(self) -> str:
         return str(self.learner.device)
