@@ -5,11 +5,12 @@ imports Ray, and only a run that uses Ray should pay for it.
 """
 
 from actors.local_pool import ActorPool, LocalActorPool, PoolStats, build_worker
-from actors.trajectory import EpisodeStats, Trajectory
+from actors.trajectory import Context, EpisodeStats, Trajectory
 from actors.worker import RolloutWorker, WorkerStats
 
 __all__ = [
     "ActorPool",
+    "Context",
     "EpisodeStats",
     "LocalActorPool",
     "PoolStats",

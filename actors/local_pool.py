@@ -88,6 +88,7 @@ def build_worker(
         discount=discount,
         seed=own_seed,
         max_env_errors=config.max_env_errors,
+        context_length=config.context_length,
     )
 
 

@@ -4,6 +4,8 @@ Plain Python, no Ray: the same worker runs in-process (``LocalActorPool``, tests
 inside a Ray actor (``actors/pool.py``). Each call to ``rollout()`` returns one
 ``Trajectory`` in the T + 1 layout of ``actors/trajectory.py``; the worker carries
 the environments, the agent's inputs and the core state from one rollout to the next.
+With ``context_length`` K > 0 it also keeps the inputs of the last K steps before the
+next rollout's index 0 and the core state before the oldest of them (``Context``).
 
 Shapes: ``B = len(env_fns)`` environments, ``L`` policy logits, ``S`` the core state.
 """
@@ -11,6 +13,7 @@ Shapes: ``B = len(env_fns)`` environments, ``L`` policy logits, ``S`` the core s
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -20,13 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from actors.trajectory import EpisodeStats, Trajectory
+from actors.trajectory import INPUT_FIELDS, Context, EpisodeStats, Trajectory
 
 log = logging.getLogger(__name__)
 
 EnvFn = Callable[[], gym.Env]
 # Attempts to recreate and reset a failing environment before the worker gives up.
 _MAX_RESET_ATTEMPTS = 5
+
+CoreState = tuple[torch.Tensor, ...]
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,38 @@ def worker_seeds(seed: int, num_envs: int) -> tuple[list[int], int]:
     return [int(s) for s in state[:num_envs]], int(state[num_envs])
 
 
+def context_from_history(
+    history: Sequence[tuple[_Row, CoreState]], context_length: int, template: _Row, start_state: CoreState
+) -> Context:
+    """The ``Context`` of a rollout: the inputs of the last ``context_length`` steps before its index 0.
+
+    Args:
+        history: ``(row, core state before the row)`` of the steps before index 0, oldest first,
+            at most ``context_length`` of them.
+        context_length: K.
+        template: a row of this worker (shapes and dtypes of the padding).
+        start_state: the core's initial state, the state before padding.
+
+    A worker younger than K steps pads the front with zero inputs marked ``is_first``. The
+    worker's own first step has ``is_first`` true, so the core is reset there and the replay
+    from that step on is exactly the replay of the shorter history: padding costs compute,
+    never correctness (Trajectory's ``Context``).
+    """
+    padding = context_length - len(history)
+    if padding < 0:
+        raise ValueError(f"history of {len(history)} steps is longer than the context ({context_length})")
+    pad_row = template._replace(
+        obs=np.zeros_like(template.obs),
+        prev_action=np.zeros_like(template.prev_action),
+        prev_reward=np.zeros_like(template.prev_reward),
+        is_first=np.ones_like(template.is_first),
+    )
+    rows = [pad_row] * padding + [row for row, _ in history]
+    state = start_state if padding else history[0][1]
+    arrays = {name: np.stack([getattr(row, name) for row in rows]) for name in INPUT_FIELDS}
+    return Context(**arrays, initial_state=tuple(s.numpy().copy() for s in state))
+
+
 def _as_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
@@ -76,6 +113,7 @@ class RolloutWorker:
         seed: seeds the first reset of each env (``worker_seeds``), the action sampling and
             the resets of recreated envs; None leaves them unseeded.
         max_env_errors: raise ``RuntimeError`` once more environment errors than this occurred.
+        context_length: K, the earlier steps each trajectory carries as its ``Context`` (0: none).
     """
 
     def __init__(
@@ -87,9 +125,13 @@ class RolloutWorker:
         discount: float = 0.99,
         seed: int | None = None,
         max_env_errors: int | None = None,
+        context_length: int = 0,
     ) -> None:
-        if unroll_length < 1 or not env_fns:
-            raise ValueError(f"need unroll_length >= 1 and at least one env, got {unroll_length}, {len(env_fns)}")
+        if unroll_length < 1 or not env_fns or context_length < 0:
+            raise ValueError(
+                f"need unroll_length >= 1, at least one env and context_length >= 0, got {unroll_length}, "
+                f"{len(env_fns)}, {context_length}"
+            )
         self._env_fns = list(env_fns)
         self._agent = agent.cpu().eval()
         self._unroll_length = unroll_length
@@ -117,6 +159,10 @@ class RolloutWorker:
         self._prev_reward = np.zeros(num_envs, dtype=np.float32)
         self._is_first = np.ones(num_envs, dtype=bool)
         self._state = tuple(agent.initial_state(num_envs, device=torch.device("cpu")))
+        self._start_state = self._state
+        self._context_length = context_length
+        # (row, core state before it) of the steps before the next rollout's index 0.
+        self._history: deque[tuple[_Row, CoreState]] = deque(maxlen=context_length)
         self._episode_return = np.zeros(num_envs, dtype=np.float64)
         self._episode_length = np.zeros(num_envs, dtype=np.int64)
 
@@ -131,25 +177,37 @@ class RolloutWorker:
 
         Index 0 repeats the last step of the previous rollout (the first rollout steps
         T + 1 times instead), and ``initial_state`` is the core state before index 0.
+        With ``context_length`` K > 0, ``context`` holds the K steps before index 0.
         """
         if self._last is None:
             self._last = self._step()
-        first_row, initial_state = self._last
-        rows = [first_row]
-        state_before = initial_state
+        steps = [self._last]
         for _ in range(self._unroll_length):
-            row, state_before = self._step()
-            rows.append(row)
-        self._last = (rows[-1], state_before)
+            steps.append(self._step())
+        self._last = steps[-1]
+        context = self._take_context(steps)
         episodes, self._finished = tuple(self._finished), []
+        rows = [row for row, _ in steps]
         arrays = {name: np.stack([getattr(row, name) for row in rows]) for name in _Row._fields}
         return Trajectory(
             **arrays,
-            initial_state=tuple(s.numpy().copy() for s in initial_state),
+            initial_state=tuple(s.numpy().copy() for s in steps[0][1]),
             actor_id=self._actor_id,
             policy_version=self.policy_version,
             episodes=episodes,
+            context=context,
         )
+
+    def _take_context(self, steps: list[tuple[_Row, CoreState]]) -> Context | None:
+        """This rollout's context (None for K = 0), then remember its steps for the next one.
+
+        ``steps[-1]`` is the next rollout's index 0, so it is not history yet.
+        """
+        if not self._context_length:
+            return None
+        context = context_from_history(self._history, self._context_length, steps[0][0], self._start_state)
+        self._history.extend(steps[:-1])
+        return context
 
     def stats(self) -> WorkerStats:
         return WorkerStats(env_steps=self._env_steps, episodes=self._num_episodes, env_errors=self._env_errors)

@@ -5,19 +5,39 @@ the batch axis into ``[T+1, sum(B_i), ...]`` and the initial core states along d
 On CUDA each field is gathered once into pinned host memory and copied with
 ``non_blocking=True``, so the copies overlap and the host never waits on them one by one
 (the first kernel that reads a field orders itself after its copy on the same stream).
+
+Trajectories with a ``Context`` (``actors.context_length`` K > 0) give a ``ContextBatch``;
+``replay_inputs`` prepends it to the batch's inputs so that the learner runs the agent over
+K + T + 1 steps from the older state. Without one, the batch and the replay are unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from actors.arrays import readonly_tensor
-from actors.trajectory import STEP_FIELDS, Trajectory, UnrollShape
+from actors.trajectory import INPUT_FIELDS, STEP_FIELDS, Trajectory, UnrollShape
+
+
+@dataclass(frozen=True)
+class ContextBatch:
+    """The trajectories' contexts on the device: K steps of inputs before index 0."""
+
+    obs: Tensor  # [K, B, *obs_shape]
+    prev_action: Tensor  # [K, B, *action_shape] int64
+    prev_reward: Tensor  # [K, B] float32
+    is_first: Tensor  # [K, B] bool
+    initial_state: tuple[Tensor, ...]  # each [B, ...], the core state before context step 0
+
+    @property
+    def length(self) -> int:
+        return self.is_first.shape[0]
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,33 @@ class Batch(UnrollShape):
     truncated: Tensor  # [T+1, B] bool
     initial_state: tuple[Tensor, ...]  # each [B, ...], the core state before index 0
     policy_versions: tuple[int, ...]  # one per trajectory, for the policy-lag metric
+    context: ContextBatch | None = None  # actors.context_length > 0
+
+
+class ReplayInputs(NamedTuple):
+    """What the learner feeds the agent: ``[K+T+1, B]`` inputs, the state before them, and K."""
+
+    obs: Tensor
+    prev_action: Tensor
+    prev_reward: Tensor
+    is_first: Tensor
+    state: tuple[Tensor, ...]
+    context_length: int
+
+
+def replay_inputs(batch: Batch) -> ReplayInputs:
+    """The agent's inputs for the replay: the context's K steps (if any), then the batch's T + 1.
+
+    Without a context this is the batch's own tensors and ``initial_state`` (no copy). With one,
+    the replay starts from the context's older state, so the loss on steps K.. reaches the
+    context's inputs and the weights through them; ``is_first`` inside the context resets the
+    core as anywhere else.
+    """
+    context = batch.context
+    if context is None:
+        return ReplayInputs(*(getattr(batch, name) for name in INPUT_FIELDS), batch.initial_state, 0)
+    joined = (torch.cat([getattr(context, name), getattr(batch, name)]) for name in INPUT_FIELDS)
+    return ReplayInputs(*joined, context.initial_state, context.length)
 
 
 def _to_device(arrays: Sequence[np.ndarray], dim: int, device: torch.device) -> Tensor:
@@ -66,6 +113,11 @@ def _check_compatible(trajectories: Sequence[Trajectory]) -> None:
                 f"make_batch: trajectory {index} has {len(traj.initial_state)} initial-state tensors, "
                 f"trajectory 0 has {len(first.initial_state)}"
             )
+        lengths = [None if t.context is None else t.context.length for t in (first, traj)]
+        if lengths[0] != lengths[1]:
+            raise ValueError(
+                f"make_batch: trajectory {index} has context length {lengths[1]}, trajectory 0 has {lengths[0]}"
+            )
 
 
 def make_batch(trajectories: Sequence[Trajectory], device: torch.device | str) -> Batch:
@@ -93,4 +145,15 @@ def make_batch(trajectories: Sequence[Trajectory], device: torch.device | str) -
         **fields,
         initial_state=initial_state,
         policy_versions=tuple(int(t.policy_version) for t in trajectories),
+        context=None if trajectories[0].context is None else _context_batch(trajectories, device),
     )
+
+
+def _context_batch(trajectories: Sequence[Trajectory], device: torch.device) -> ContextBatch:
+    """The contexts stacked along B (``Trajectory`` validated each against its own trajectory)."""
+    contexts = [t.context for t in trajectories]
+    fields = {name: _to_device([getattr(c, name) for c in contexts], 1, device) for name in INPUT_FIELDS}
+    state = tuple(
+        _to_device([c.initial_state[i] for c in contexts], 0, device) for i in range(len(contexts[0].initial_state))
+    )
+    return ContextBatch(**fields, initial_state=state)

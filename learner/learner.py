@@ -5,6 +5,11 @@ the action taken at t and what followed it. The learner unrolls the agent over a
 steps from the stored ``initial_state`` (the state the actor had, never zeros), trains on
 steps 0..T-1 and bootstraps from ``baseline[T]``. Step T is trained as step 0 of the next
 rollout of the same environments.
+
+With a context (``actors.context_length`` K > 0; ``learner.batch.replay_inputs``) the agent
+runs over K + T + 1 steps from the state before the context, with gradient through all of
+them, and everything after the replay (V-trace, every loss term, gate statistics) sees only
+the last T + 1 outputs: credit crosses the unroll boundary, the trained steps do not change.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from torch import Tensor, nn
 from actors.trajectory import Trajectory
 from configs.schema import LearnerConfig
 from learner import metrics as m
-from learner.batch import Batch, make_batch
+from learner.batch import Batch, make_batch, replay_inputs
 from learner.losses import LossTerms, total_loss
 from learner.optim import learning_rate_at, make_optimizer, set_learning_rate
 from learner.popart import update_value_head
@@ -59,6 +64,21 @@ def step_discounts(terminated: Tensor, truncated: Tensor, discount: float) -> Te
     next episode, would be wrong.
     """
     return discount * (~(terminated | truncated)).float()
+
+
+def replay(agent: nn.Module, batch: Batch, collect_gates: bool = False) -> AgentOutput:
+    """The agent over the batch (after its context, if any): outputs ``[T+1, B, ...]`` with gradient.
+
+    Context steps are run from their older state and then dropped from the outputs, so nothing
+    downstream trains on them; their effect, and the gradient into them, go through the core state.
+    """
+    inputs = replay_inputs(batch)
+    output, _ = agent(*inputs[:5], collect_gates=collect_gates)
+    skip = inputs.context_length
+    if not skip:
+        return output
+    gates = {name: gate[skip:] for name, gate in output.gates.items()}
+    return output._replace(policy_logits=output.policy_logits[skip:], baseline=output.baseline[skip:], gates=gates)
 
 
 def impala_loss(
@@ -199,19 +219,13 @@ class Learner:
         """One synchronous IMPALA step on ``batch`` (``[T+1, B]``, on this learner's device).
 
         Returns the metrics of ``metrics.LEARNER_METRICS``; with ``collect_gates`` also the
-        replay's gate activations ``{name: [T, B, H]}`` as CPU tensors (steps 0..T-1, the trained ones).
+        replay's gate activations ``{name: [T, B, H]}`` as CPU tensors (steps 0..T-1, the trained ones;
+        never the context's).
         A non-finite loss or gradient norm skips the optimiser step: weights, optimiser state
         and the schedule stay as they were, and ``optim/skipped_steps`` counts it.
         """
         start = time.perf_counter()
-        output, _ = self.agent(
-            batch.obs,
-            batch.prev_action,
-            batch.prev_reward,
-            batch.is_first,
-            batch.initial_state,
-            collect_gates=collect_gates,
-        )
+        output = replay(self.agent, batch, collect_gates)
         loss = impala_loss(batch, output, self.agent.distribution, self.config, self.value_head)
         self.optimizer.zero_grad(set_to_none=True)
         loss.terms.total.backward()
