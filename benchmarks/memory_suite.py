@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,9 @@ if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import fr
 import numpy as np
 
 from benchmarks.plotting import markdown_table, plot_curves, smooth, write_csv
-from learner.plots import read_scalars
+from benchmarks.suite_report import statistics_section
+from benchmarks.timescales import run_timescales
+from learner.plots import event_files, read_scalars
 
 ROOT = Path(__file__).resolve().parent.parent
 RETURN_TAG = "charts/episode_return"
@@ -62,6 +65,26 @@ class Task:
     references: tuple[tuple[str, float], ...] = ()  # named reference returns drawn on the figure
     config: Path | None = None  # the task's own preset; None: the suite preset's config
 
+    @property
+    def delay(self) -> int:
+        """The dependency the task asks memory to span: its ``delay`` option, else the whole episode."""
+        return int(self.kwargs.get("delay", self.episode_length))
+
+    @property
+    def score_floor(self) -> float:
+        """The return that shows no memory: "memoryless best" where known, else "uniform random", else 0."""
+        named = dict(self.references)
+        return named.get("memoryless best", named.get("uniform random", 0.0))
+
+    def score(self, final_return: float | None) -> float:
+        """The normalised score: 0 at ``score_floor``, 1 at ``max_return``; a run without a return scores 0.
+
+        On the match tasks this is (P(match) - 1/4) / (3/4) for an agent that takes every apple: the share
+        of the match that memory earns, comparable across delays whose apples outweigh the match."""
+        if final_return is None:
+            return 0.0
+        return (final_return - self.score_floor) / (self.max_return - self.score_floor)
+
 
 def passive_match(delay: int, steps: int, unroll: int) -> Task:
     # Episode: 3 cue steps + delay + 1 choice; maximum 1 + delay * 0.05 (docs/envs.md).
@@ -69,6 +92,14 @@ def passive_match(delay: int, steps: int, unroll: int) -> Task:
     # Uniform random: 1/4 on the match and 1/4 of the apples; memoryless best: all apples, 1/4 on the match.
     references = (("uniform random", 0.25 + 0.05 * delay / 4), ("memoryless best", 0.25 + 0.05 * delay))
     return Task(f"PassiveMatch-d{delay}", "gatedrl/PassiveMatch-v0", 1 + 0.05 * delay, delay + 4, steps, unroll,
+                {"delay": delay, "choice": "colour"}, references)  # fmt: skip
+
+
+def active_match(delay: int, steps: int, unroll: int) -> Task:
+    # Episode: 9 cue-phase moves + delay + 1 choice (envs/active_match.py defaults), maximum 1 + delay * 0.05;
+    # the cue phase pays nothing, so the references are PassiveMatch's.
+    references = (("uniform random", 0.25 + 0.05 * delay / 4), ("memoryless best", 0.25 + 0.05 * delay))
+    return Task(f"ActiveMatch-d{delay}", "gatedrl/ActiveMatch-v0", 1 + 0.05 * delay, delay + 10, steps, unroll,
                 {"delay": delay, "choice": "colour"}, references)  # fmt: skip
 
 
@@ -94,13 +125,47 @@ CPU_TASKS = (
 )
 FULL_TASKS = (
     *(passive_match(d, 20_000_000, full_unroll(d)) for d in (20, 50, 100, 200)),
-    Task("ActiveMatch-d20", "gatedrl/ActiveMatch-v0", 2.0, 30, 20_000_000, 80, {"delay": 20}),
+    active_match(20, 20_000_000, 80),
     popgym("RepeatPreviousEasy", 51, 10_000_000, 80),
     popgym("RepeatFirstEasy", 51, 10_000_000, 80),
     popgym("AutoencodeEasy", 103, 20_000_000, 80),
     Task("CartPoleNoVelocity", "gatedrl/CartPoleNoVelocity-v0", 500.0, 500, 10_000_000, 80),
 )
 DEFAULT_CELLS = ("lstm/standard", "lstm/chrono", "lstm/ur", "none/standard")
+
+
+def long_unroll(episode_length: int) -> int:
+    """Two episodes per unroll (rounded up to 10): with the episode's phase uniform against the unroll's,
+    (T - L + 1) / T of episodes, about half, lie inside one unroll, where the gradient links the choice to
+    the cue; the other half must be carried across a boundary by the gates alone (or by a context)."""
+    return 10 * math.ceil(2 * episode_length / 10)
+
+
+# The long-delay grid (issue 12) for 2 cores, one run at a time. Budgets in env steps, easy to change
+# here or per command (--budget ActiveMatch-d200=12000000): the CPU suite's cells that solved delays
+# 10-50 needed about 12-20 k episodes (steps to 90 % / episode length), so each budget gives 24-45 k
+# episodes, the shortest margin at delay 500 to keep it near 6 h at ~20 k env steps/s for 35 runs.
+# ActiveMatch gets more episodes than PassiveMatch at the same delay: it must also learn to look.
+def passive_long_unroll(delay: int) -> int:
+    return long_unroll(delay + 4)  # PassiveMatch's episode: 3 cue steps + delay + 1 choice
+
+
+LONG_BUDGETS = {
+    "PassiveMatch-d100": 4_000_000,
+    "PassiveMatch-d200": 6_000_000,
+    "PassiveMatch-d500": 12_000_000,
+    "ActiveMatch-d100": 5_000_000,
+    "ActiveMatch-d200": 8_000_000,
+}
+LONG_TASKS = (
+    *(passive_match(d, LONG_BUDGETS[f"PassiveMatch-d{d}"], passive_long_unroll(d)) for d in (100, 200, 500)),
+    *(active_match(d, LONG_BUDGETS[f"ActiveMatch-d{d}"], long_unroll(d + 10)) for d in (100, 200)),
+)
+# chrono-short: chrono told a horizon 10x too short (t_max = episode length / 10), as a user who does
+# not know the horizon might; UR needs no horizon at all (Gu et al. 2020).
+LONG_CELLS = ("lstm/standard", "lstm/chrono", "lstm/chrono-short", "lstm/ur", "gru/ur", "gru/standard",
+              "none/standard")  # fmt: skip
+CHRONO_SHORT_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -110,11 +175,15 @@ class Preset:
     seeds: tuple[int, ...]
     backend: str
     unroll_for_delay: Callable[[int], int]  # unroll of a PassiveMatch task added by --delays
+    cells: tuple[str, ...] = DEFAULT_CELLS  # the cells run when --cells is not given
 
 
 PRESETS = {
     "cpu": Preset(ROOT / "configs" / "suite_cpu.yaml", CPU_TASKS, (0, 1, 2), "ray", cpu_unroll),
     "full": Preset(ROOT / "configs" / "suite_full.yaml", FULL_TASKS, (0, 1, 2, 3, 4), "ray", full_unroll),
+    "long": Preset(
+        ROOT / "configs" / "suite_long.yaml", LONG_TASKS, (0, 1, 2, 3, 4), "ray", passive_long_unroll, LONG_CELLS
+    ),
 }
 
 
@@ -143,28 +212,90 @@ def select_tasks(
 
 
 @dataclass(frozen=True)
+class Setting:
+    """Config overrides that define an experimental setting beside the cell (e.g. a context window).
+
+    Values may name the task: ``{episode_length}``, ``{delay}``, ``{unroll}`` are filled in per task,
+    so ``actors.context_length={episode_length}`` means one episode of context at every delay. A
+    setting is part of each run's name, so runs with and without it share one output folder.
+    """
+
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``""`` for the base setting, else the overrides as given (``key=value,key=value``)."""
+        return ",".join(self.overrides)
+
+    @property
+    def slug(self) -> str:
+        """The label as a file name: the last part of each key, then its value, in [A-Za-z0-9_.+-]."""
+        parts = []
+        for item in self.overrides:
+            key, _, value = item.partition("=")
+            parts.append(re.sub(r"[^A-Za-z0-9_.+-]", "", f"{key.rsplit('.', 1)[-1]}-{value}"))
+        return "+".join(parts)
+
+    def expand(self, task: Task) -> list[str]:
+        fields = {"episode_length": task.episode_length, "delay": task.delay, "unroll": task.unroll_length}
+        return [item.format(**fields) for item in self.overrides]
+
+
+BASE = Setting()
+
+
+def parse_setting(spec: str) -> Setting:
+    """``base`` (no overrides) or ``key=value[,key=value...]``; ``ValueError`` for anything else."""
+    if spec == "base":
+        return BASE
+    items = tuple(item.strip() for item in spec.split(",") if item.strip())
+    bad = [item for item in items if "=" not in item or item.startswith("run.")]
+    if not items or bad:
+        raise ValueError(f"setting {spec!r}: expected 'base' or key=value[,key=value] outside run.*")
+    return Setting(items)
+
+
+@dataclass(frozen=True)
 class RunPlan:
     task: Task
-    cell: str  # "lstm/ur", "none/standard", ...
+    cell: str  # "lstm/ur", "none/standard", "lstm/chrono-short", ...
     seed: int
+    setting: Setting = BASE
 
     @property
     def name(self) -> str:
-        return f"{self.task.name}__{self.cell.replace('/', '-')}__s{self.seed}"
+        setting = f"__{self.setting.slug}" if self.setting.overrides else ""
+        return f"{self.task.name}__{self.cell.replace('/', '-')}{setting}__s{self.seed}"
+
+    @property
+    def label(self) -> str:
+        """The cell as the report groups it: with its setting in brackets unless it is the base."""
+        return f"{self.cell} [{self.setting.label}]" if self.setting.overrides else self.cell
+
+
+def core_overrides(cell_spec: str, task: Task) -> list[str]:
+    """``cell/gate`` (or ``lstm/chrono-short``) as config overrides; ``ValueError`` for an unknown variant."""
+    cell, _, variant = cell_spec.partition("/")
+    gate, _, modifier = variant.partition("-")
+    if not cell or not gate or modifier not in ("", "short") or (modifier and gate != "chrono"):
+        raise ValueError(f"cell {cell_spec!r}: expected cell/gate, e.g. lstm/ur, or lstm/chrono-short")
+    items = [f"agent.core.cell={cell}", f"agent.core.gate={gate}"]
+    if gate == "chrono":  # chrono's T_max is the longest dependency the task asks for (Tallec & Ollivier 2018)
+        t_max = task.episode_length // CHRONO_SHORT_FACTOR if modifier == "short" else task.episode_length
+        items.append(f"agent.core.options.t_max={max(2, t_max)}")
+    return items
 
 
 def overrides(plan: RunPlan, log_dir: Path, backend: str, extra: tuple[str, ...] = ()) -> list[str]:
-    """The dotted config overrides that turn the preset into this run (``extra`` last, so it wins)."""
-    cell, gate = plan.cell.split("/")
+    """The dotted config overrides that turn the preset into this run: the task, the cell, the setting,
+    then ``extra`` last, so it wins."""
     task = plan.task
-    items = [f"env.id={task.env_id}", f"agent.core.cell={cell}", f"agent.core.gate={gate}",
+    items = [f"env.id={task.env_id}", *core_overrides(plan.cell, task),
              f"run.seed={plan.seed}", f"run.name={plan.name}", f"run.log_dir={log_dir}",
              f"run.total_env_steps={task.total_env_steps}", f"actors.unroll_length={task.unroll_length}",
              f"actors.backend={backend}"]  # fmt: skip
     items += [f"env.kwargs.{k}={v}" for k, v in task.kwargs.items()]
-    if gate == "chrono":  # chrono's T_max is the longest dependency the task asks for (Tallec & Ollivier 2018)
-        items.append(f"agent.core.options.t_max={max(2, task.episode_length)}")
-    return items + list(extra)
+    return items + plan.setting.expand(task) + list(extra)
 
 
 def run_status(run_dir: Path, total_env_steps: int) -> str:
@@ -211,9 +342,14 @@ def execute(plan: RunPlan, preset: Preset, out_dir: Path, address: str | None, e
     return status
 
 
-def make_plans(tasks: tuple[Task, ...], cells: list[str], seeds: tuple[int, ...] | list[int]) -> list[RunPlan]:
-    # Seeds outermost: a suite stopped early still has every task x cell at the first seeds.
-    return [RunPlan(t, c, s) for s in seeds for t in tasks for c in cells]
+def make_plans(
+    tasks: tuple[Task, ...],
+    cells: list[str] | tuple[str, ...],
+    seeds: tuple[int, ...] | list[int],
+    settings: tuple[Setting, ...] = (BASE,),
+) -> list[RunPlan]:
+    # Seeds outermost: a suite stopped early still has every task x setting x cell at the first seeds.
+    return [RunPlan(t, c, s, setting) for s in seeds for t in tasks for setting in settings for c in cells]
 
 
 def run_suite(
@@ -235,6 +371,18 @@ def read_series(run_dir: Path, tags: tuple[str, ...]) -> dict[str, tuple[np.ndar
         steps, values = scalars.get(tag, ([], []))
         series[tag] = (np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64))
     return series
+
+
+def training_seconds(run_dir: Path) -> float | None:
+    """Seconds of training: in each event file, from its first event (the writer's opening) to its last
+    scalar, added over the files, so that the pause between a stop and its resume does not count."""
+    total, found = 0.0, False
+    for accumulator in event_files(run_dir):
+        times = [e.wall_time for tag in accumulator.Tags()["scalars"] for e in accumulator.Scalars(tag)]
+        if times:
+            total += max(times) - accumulator.FirstEventTimestamp()
+            found = True
+    return total if found else None
 
 
 def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -265,16 +413,27 @@ def run_metrics(plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:
     steps, returns = series[RETURN_TAG]
     binary = series[BINARY_TAG][1]
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    final = final_return(summary, returns)
+    reached = steps_to_threshold(steps, returns, SUCCESS_FRACTION * plan.task.max_return)
     return {
-        "task": plan.task.name, "cell": plan.cell, "seed": plan.seed,
+        "task": plan.task.name, "cell": plan.label, "seed": plan.seed, "setting": plan.setting.label,
         "status": run_status(run_dir, plan.task.total_env_steps),
-        "env_steps": summary.get("env_steps"), "final_return": summary.get("mean_return"),
-        "final_episodes": summary.get("return_window"), "auc": area_under_curve(steps, returns),
-        "steps_to_threshold": steps_to_threshold(steps, returns, SUCCESS_FRACTION * plan.task.max_return),
+        "env_steps": summary.get("env_steps"), "final_return": final,
+        "final_episodes": summary.get("return_window"), "score": plan.task.score(final),
+        "auc": area_under_curve(steps, returns), "steps_to_threshold": reached, "solved": reached is not None,
         "binary_g": float(binary[-1]) if binary.size else None,
         "policy_entropy": summary.get("last_metrics", {}).get("policy/entropy"),
-        "wall_time_s": summary.get("wall_time_s"), "curve": (steps, returns),
+        "wall_time_s": training_seconds(run_dir) or summary.get("wall_time_s"), "curve": (steps, returns),
+        "timescales": run_timescales(run_dir, plan.task.delay),
     }  # fmt: skip
+
+
+def final_return(summary: dict[str, Any], returns: np.ndarray) -> float | None:
+    """The summary's mean return over the last episodes; for a run stopped before its first
+    checkpoint (no summary), the mean of its last SMOOTHING logged returns; None if it logged none."""
+    if summary.get("mean_return") is not None:
+        return float(summary["mean_return"])
+    return float(returns[-SMOOTHING:].mean()) if returns.size else None
 
 
 def spread(values: list[float | None]) -> tuple[float | None, float | None, float | None]:
@@ -284,8 +443,8 @@ def spread(values: list[float | None]) -> tuple[float | None, float | None, floa
 
 CELL_HEADERS = ["task", "cell", "runs (done)", "final return median", "min", "max", "AUC median", "min", "max",
                 "reached 90% of max", "median steps to 90%", "binary g (median)"]  # fmt: skip
-RUN_HEADERS = ["task", "cell", "seed", "status", "env_steps", "final_return", "final_episodes", "auc",
-               "steps_to_threshold", "binary_g", "policy_entropy", "wall_time_s"]  # fmt: skip
+RUN_HEADERS = ["task", "cell", "seed", "setting", "status", "env_steps", "final_return", "final_episodes", "score",
+               "auc", "steps_to_threshold", "binary_g", "policy_entropy", "wall_time_s"]  # fmt: skip
 
 
 def group_runs(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -307,8 +466,26 @@ def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
     return table
 
 
-def report(plans: list[RunPlan], out_dir: Path) -> str:
-    """Write ``runs.csv``, ``cells.md``/``cells.csv`` and ``<task>.png`` under ``out_dir``; return the cell table."""
+# The probabilities of improvement reported: UR against each gate of its cell type (Gu et al. 2020's claims).
+COMPARISONS = (("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/chrono"), ("lstm/ur", "lstm/chrono-short"),
+               ("gru/ur", "gru/standard"))  # fmt: skip
+
+
+def comparison_pairs(plans: list[RunPlan]) -> list[tuple[str, str]]:
+    """COMPARISONS whose two cells are both planned, within each setting (never across settings)."""
+    labels = {p.label for p in plans}
+    pairs = []
+    for setting in dict.fromkeys(p.setting for p in plans):
+        for x, y in COMPARISONS:
+            pair = tuple(RunPlan(plans[0].task, c, 0, setting).label for c in (x, y))
+            if set(pair) <= labels:
+                pairs.append(pair)
+    return pairs
+
+
+def report(plans: list[RunPlan], out_dir: Path, reps: int = 5000) -> str:
+    """Write ``runs.csv``, ``cells.md``/``cells.csv``, ``<task>.png`` and the statistics section
+    (``statistics.md``, ``profiles.png``, ``timescales_<task>.png``) under ``out_dir``; return the cell table."""
     rows = [r for r in (run_metrics(p, out_dir) for p in plans) if r is not None]
     write_csv(out_dir / "runs.csv", RUN_HEADERS, [[r[h] for h in RUN_HEADERS] for r in rows])
     table = cell_rows(rows)
@@ -325,13 +502,18 @@ def report(plans: list[RunPlan], out_dir: Path) -> str:
             plot_curves(curves, out_dir / f"{task.name}.png", title=f"{task.name}: episode return",
                         xlabel="environment steps", ylabel=f"mean episode return ({SMOOTHING}-update mean)",
                         hlines={"max return": task.max_return, **dict(task.references)})  # fmt: skip
+    if rows:
+        delays = {p.task.name: p.task.delay for p in plans}
+        section = statistics_section(rows, comparison_pairs(plans), delays, out_dir, reps=reps)
+        (out_dir / "statistics.md").write_text(section)
     return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--cells", nargs="+", default=list(DEFAULT_CELLS), help="cell/gate pairs, e.g. lstm/ur gru/ur")
+    parser.add_argument("--cells", nargs="+", help="cell/gate pairs, e.g. lstm/ur gru/ur lstm/chrono-short "
+                        "(default: the preset's)")  # fmt: skip
     parser.add_argument("--tasks", nargs="+", help="task names of the preset (default: all, or none with --delays)")
     parser.add_argument(
         "--delays", nargs="+", type=int, help="PassiveMatch delays to run besides (or instead of) the preset's"
@@ -342,27 +524,72 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", help="Ray cluster address: runs use actors.backend=ray and join it")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config overrides for every run, e.g. learner.num_gpus=1 on a GPU cluster")  # fmt: skip
+    parser.add_argument("--settings", nargs="+", default=["base"], metavar="SETTING",
+                        help="experimental settings, each run for every cell and named in its runs' folders: 'base' "
+                             "(none) or key=value[,key=value], values may hold {episode_length}, {delay}, {unroll}; "
+                             "e.g. --settings base actors.context_length={episode_length}")  # fmt: skip
+    parser.add_argument("--budget", nargs="+", default=[], metavar="TASK=STEPS",
+                        help="env steps for the named tasks only, e.g. PassiveMatch-d500=20000000")  # fmt: skip
     parser.add_argument("--out", type=Path, help="default: benchmarks/out/suite_<preset>")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--list", action="store_true", help="print the planned runs, their status and budget; run nothing"
+    )
     args = parser.parse_args(argv)
     if any(item.startswith("run.total_env_steps=") for item in args.set):
         parser.error("set the budget with --steps: the suite reads it to know which runs are finished")
+    preset = PRESETS[args.preset]
+    args.cells = args.cells or list(preset.cells)
     try:
-        args.task_list = select_tasks(PRESETS[args.preset], args.tasks, args.delays, args.steps)
+        tasks = select_tasks(preset, args.tasks, args.delays, args.steps)
+        args.task_list = with_budgets(tasks, args.budget)
+        args.setting_list = tuple(dict.fromkeys(parse_setting(spec) for spec in args.settings))
+        for cell in args.cells:
+            core_overrides(cell, tasks[0])
     except ValueError as error:
         parser.error(str(error))
     args.out = args.out or ROOT / "benchmarks" / "out" / f"suite_{args.preset}"
     return args
 
 
+def with_budgets(tasks: tuple[Task, ...], budgets: list[str]) -> tuple[Task, ...]:
+    """``tasks`` with the ``TASK=STEPS`` budgets applied; ``ValueError`` for a task not in ``tasks``."""
+    steps = {}
+    for item in budgets:
+        name, _, value = item.partition("=")
+        if name not in {t.name for t in tasks} or not value.isdigit():
+            raise ValueError(
+                f"--budget {item!r}: expected TASK=STEPS with TASK one of {', '.join(t.name for t in tasks)}"
+            )
+        steps[name] = int(value)
+    return tuple(dataclasses.replace(t, total_env_steps=steps.get(t.name, t.total_env_steps)) for t in tasks)
+
+
+def list_plans(plans: list[RunPlan], out_dir: Path) -> str:
+    """One line per run (name, status, budget), then per task the env steps still to run."""
+    lines, left = [], {}
+    for plan in plans:
+        status = run_status(out_dir / "runs" / plan.name, plan.task.total_env_steps)
+        lines.append(f"{plan.name}  {status}  {plan.task.total_env_steps:,} steps  unroll {plan.task.unroll_length}")
+        left[plan.task.name] = left.get(plan.task.name, 0) + (0 if status == "done" else plan.task.total_env_steps)
+    lines += [f"{task}: at most {steps:,} env steps to run" for task, steps in left.items()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     preset = PRESETS[args.preset]
-    plans = make_plans(args.task_list, args.cells, args.seeds or preset.seeds)
+    plans = make_plans(args.task_list, args.cells, args.seeds or preset.seeds, args.setting_list)
+    if args.list:
+        print(list_plans(plans, args.out.resolve()))
+        return 0
     if not args.report_only:
         statuses = run_suite(plans, preset, args.out.resolve(), args.jobs, args.address, tuple(args.set))
         print(f"{statuses.count('skipped')} skipped, {len(statuses)} planned", flush=True)
     print(report(plans, args.out.resolve()))
+    statistics = args.out.resolve() / "statistics.md"
+    if statistics.exists():
+        print(statistics.read_text())
     return 0
 
 

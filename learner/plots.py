@@ -29,10 +29,14 @@ PANELS = (
 )
 
 
-def event_files(run_dir: Path) -> Iterator[EventAccumulator]:
-    """The run's event files, loaded, oldest first (a resumed run adds one per start)."""
+def event_files(run_dir: Path, histograms: bool = False) -> Iterator[EventAccumulator]:
+    """The run's event files, loaded, oldest first (a resumed run adds one per start).
+
+    Every scalar is kept; histograms only with ``histograms`` (every one of them: the accumulator's
+    default keeps a single one, which loses the first, the gates at initialisation)."""
     for path in sorted(Path(run_dir).glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
-        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        guidance = {"scalars": 0, "histograms": 0} if histograms else {"scalars": 0}
+        accumulator = EventAccumulator(str(path), size_guidance=guidance)
         accumulator.Reload()
         yield accumulator
 

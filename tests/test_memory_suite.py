@@ -88,9 +88,11 @@ def test_presets_are_valid_configs():
     for name, preset in suite.PRESETS.items():
         assert len(preset.seeds) >= 3, name
         for task in preset.tasks:
-            plan = suite.RunPlan(task, "lstm/chrono", 0)
-            config = load_config(preset.config, suite.overrides(plan, Path("runs"), preset.backend))
-            assert config.env.id == task.env_id and config.actors.unroll_length == task.unroll_length
+            for cell in preset.cells:
+                plan = suite.RunPlan(task, cell, 0)
+                config = load_config(preset.config, suite.overrides(plan, Path("runs"), preset.backend))
+                assert config.env.id == task.env_id and config.actors.unroll_length == task.unroll_length
+                assert f"{config.agent.core.cell}/{config.agent.core.gate}" == cell.removesuffix("-short")
 
 
 def test_select_tasks_names_delays_and_budget():
@@ -126,9 +128,10 @@ def test_tiny_suite_runs_reports_and_resumes(tmp_path, capsys):
     preset = tiny_preset()
     plans = suite.make_plans(preset.tasks, list(suite.DEFAULT_CELLS), preset.seeds)
     assert len(plans) == 4
-    statuses = suite.run_suite(plans, preset, tmp_path, jobs=4, address=None)
+    # Gate histograms at every update, so that the timescale section reads real ones.
+    statuses = suite.run_suite(plans, preset, tmp_path, jobs=4, address=None, extra=("run.gate_stats_every_updates=1",))
     assert statuses == ["done"] * 4, [p.read_text()[-2000:] for p in (tmp_path / "logs").glob("*.log")]
-    table = suite.report(plans, tmp_path)
+    table = suite.report(plans, tmp_path, reps=200)
     assert table.count("\n") == 2 + 4
     for cell in suite.DEFAULT_CELLS:
         assert f"| PM-d2 | {cell} | 1 (1) |" in table
@@ -137,5 +140,110 @@ def test_tiny_suite_runs_reports_and_resumes(tmp_path, capsys):
     assert len(runs_csv) == 5 and all(",done," in line for line in runs_csv[1:])
     steps, returns = suite.read_curve(tmp_path / "runs" / plans[0].name)
     assert steps.size >= 1 and steps.size == returns.size and np.all(np.diff(steps) > 0)
+    rows = {r["cell"]: r for r in (suite.run_metrics(p, tmp_path) for p in plans)}
+    assert rows["none/standard"]["timescales"] is None and all(r["wall_time_s"] > 0 for r in rows.values())
+    ur = rows["lstm/ur"]["timescales"]
+    assert ur.first.step < ur.last.step and ur.first.counts.sum() > 0
+    statistics = (tmp_path / "statistics.md").read_text()
+    assert "| PM-d2 | P(lstm/ur > lstm/standard) | 1 vs 1 |" in statistics
+    assert (tmp_path / "profiles.png").exists() and (tmp_path / "timescales_PM-d2.png").exists()
     # Started again: every run is finished, so nothing runs.
     assert suite.run_suite(plans, preset, tmp_path, jobs=4, address=None) == ["skipped"] * 4
+
+
+def test_the_long_grid_is_the_issues():
+    long = suite.PRESETS["long"]
+    assert [t.name for t in long.tasks] == ["PassiveMatch-d100", "PassiveMatch-d200", "PassiveMatch-d500",
+                                            "ActiveMatch-d100", "ActiveMatch-d200"]  # fmt: skip
+    assert set(long.cells) == {"lstm/standard", "lstm/chrono", "lstm/chrono-short", "lstm/ur", "gru/ur",
+                               "gru/standard", "none/standard"}  # fmt: skip
+    assert long.seeds == (0, 1, 2, 3, 4)
+    for task in long.tasks:
+        assert task.total_env_steps == suite.LONG_BUDGETS[task.name]
+        # Two episodes per unroll: about half of them lie inside one unroll.
+        assert 2 * task.episode_length <= task.unroll_length < 2 * task.episode_length + 10
+    active = long.tasks[3]
+    assert (active.env_id, active.kwargs, active.episode_length) == ("gatedrl/ActiveMatch-v0",
+                                                                      {"delay": 100, "choice": "colour"}, 110)  # fmt: skip
+
+
+def test_chrono_short_is_told_a_tenth_of_the_horizon():
+    d100, d500 = suite.PRESETS["long"].tasks[0], suite.PRESETS["long"].tasks[2]
+    assert suite.core_overrides("lstm/chrono", d100) == ["agent.core.cell=lstm", "agent.core.gate=chrono",
+                                                         "agent.core.options.t_max=104"]  # fmt: skip
+    assert suite.core_overrides("lstm/chrono-short", d100)[-1] == "agent.core.options.t_max=10"
+    assert suite.core_overrides("lstm/chrono-short", d500)[-1] == "agent.core.options.t_max=50"
+    assert suite.core_overrides("gru/ur", d100) == ["agent.core.cell=gru", "agent.core.gate=ur"]
+    plan = suite.RunPlan(d100, "lstm/chrono-short", 3)
+    assert plan.name == "PassiveMatch-d100__lstm-chrono-short__s3"
+    for bad in ("lstm", "lstm/ur-short", "lstm/chrono-long", "/ur"):
+        with pytest.raises(ValueError, match="expected cell/gate"):
+            suite.core_overrides(bad, d100)
+
+
+def test_settings_fill_in_the_task_and_name_the_runs():
+    task = suite.PRESETS["long"].tasks[0]
+    context = suite.parse_setting("actors.context_length={episode_length}")
+    assert suite.parse_setting("base") == suite.BASE
+    base, with_context = (suite.RunPlan(task, "lstm/ur", 0, s) for s in (suite.BASE, context))
+    assert base.name == "PassiveMatch-d100__lstm-ur__s0"  # the folders of earlier suites keep their names
+    assert with_context.name == "PassiveMatch-d100__lstm-ur__context_length-episode_length__s0"
+    assert with_context.label == "lstm/ur [actors.context_length={episode_length}]"
+    items = suite.overrides(with_context, Path("r"), "ray", ("learner.num_gpus=1",))
+    assert items[-2:] == ["actors.context_length=104", "learner.num_gpus=1"]
+    two = suite.parse_setting("actors.context_length={delay}, learner.entropy_cost=0.02")
+    assert two.slug == "context_length-delay+entropy_cost-0.02"
+    assert suite.overrides(suite.RunPlan(task, "lstm/ur", 0, two), Path("r"), "ray")[-2:] == [
+        "actors.context_length=100", "learner.entropy_cost=0.02"]  # fmt: skip
+    for bad in ("", "actors.context_length", "run.total_env_steps=5"):
+        with pytest.raises(ValueError, match="setting"):
+            suite.parse_setting(bad)
+    plans = suite.make_plans((task,), ["lstm/ur", "lstm/standard"], [0, 1], (suite.BASE, context))
+    assert len(plans) == len({p.name for p in plans}) == 8
+    assert [p.seed for p in plans[:4]] == [0, 0, 0, 0]  # seeds outermost
+
+
+def test_one_cell_of_the_grid_is_one_command(tmp_path):
+    args = suite.parse_args(["--preset", "long", "--delays", "100", "--cells", "lstm/ur", "--seeds", "0",
+                             "--settings", "base", "actors.context_length={episode_length}", "--out", str(tmp_path)])  # fmt: skip
+    plans = suite.make_plans(args.task_list, args.cells, args.seeds, args.setting_list)
+    assert [p.name for p in plans] == ["PassiveMatch-d100__lstm-ur__s0",
+                                       "PassiveMatch-d100__lstm-ur__context_length-episode_length__s0"]  # fmt: skip
+    cmd = suite.command(plans[1], suite.PRESETS["long"], tmp_path, None)
+    assert cmd[2:4] == ["--config", str(suite.ROOT / "configs" / "suite_long.yaml")]
+    for item in ("env.id=gatedrl/PassiveMatch-v0", "env.kwargs.delay=100", "agent.core.gate=ur", "run.seed=0",
+                 "run.total_env_steps=4000000", "actors.unroll_length=210", "actors.context_length=104",
+                 f"run.log_dir={tmp_path / 'runs'}", "actors.backend=ray"):  # fmt: skip
+        assert item in cmd
+    # The whole grid by default; a budget changed for one task only.
+    grid = suite.parse_args(["--preset", "long", "--budget", "PassiveMatch-d500=20000000"])
+    plans = suite.make_plans(grid.task_list, grid.cells, suite.PRESETS["long"].seeds, grid.setting_list)
+    assert len(plans) == 5 * 7 * 5
+    assert {t.name: t.total_env_steps for t in grid.task_list}["PassiveMatch-d500"] == 20_000_000
+    assert {t.name: t.total_env_steps for t in grid.task_list}["PassiveMatch-d200"] == 6_000_000
+
+
+def test_the_command_line_refuses_unknown_cells_budgets_and_settings(capsys):
+    for argv, message in ((["--cells", "lstm/ur-short"], "expected cell/gate"),
+                          (["--budget", "PassiveMatch-d77=10"], "--budget"),
+                          (["--budget", "PassiveMatch-d10=many"], "--budget"),
+                          (["--settings", "run.seed=3"], "setting")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            suite.parse_args(argv)
+        assert message in capsys.readouterr().err
+
+
+def test_list_shows_what_is_left(tmp_path, capsys):
+    assert suite.main(["--preset", "long", "--tasks", "ActiveMatch-d100", "--cells", "lstm/ur", "gru/ur",
+                       "--seeds", "0", "--out", str(tmp_path), "--list"]) == 0  # fmt: skip
+    done = tmp_path / "runs" / "ActiveMatch-d100__gru-ur__s0"
+    done.mkdir(parents=True)
+    (done / "summary.json").write_text(json.dumps({"env_steps": 5_000_000}))
+    capsys.readouterr()
+    suite.main(["--preset", "long", "--tasks", "ActiveMatch-d100", "--cells", "lstm/ur", "gru/ur",
+                "--seeds", "0", "--out", str(tmp_path), "--list"])  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("ActiveMatch-d100__lstm-ur__s0  missing  5,000,000 steps  unroll 220")
+    assert lines[1].startswith("ActiveMatch-d100__gru-ur__s0  done")
+    assert lines[2] == "ActiveMatch-d100: at most 5,000,000 env steps to run"
+    assert not (tmp_path / "logs").exists()  # nothing was run

@@ -1,0 +1,166 @@
+"""The memory suite's report from hand-written run folders: normalised scores, every started run counted
+(a failed run without a summary, a run stopped early, one that logged nothing), IQM and probability of
+improvement tables, performance profiles, timescales against the delay, and wall time over a resume."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.record_writer import RecordWriter
+
+from benchmarks import memory_suite as suite
+from benchmarks import suite_report
+from benchmarks.timescales import TIMESCALE_TAG
+
+REPS = 300  # bootstrap resamples: enough for the tables' shape, fast
+
+
+def scalar(tag, step, value, wall_time):
+    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+    return event_pb2.Event(wall_time=wall_time, step=step, summary=summary)
+
+
+def histogram(step, low, high, wall_time):
+    """All activations' log10 timescales uniform on [low, high): one bucket."""
+    proto = summary_pb2.HistogramProto(min=low, max=high, num=100, bucket_limit=[low, high], bucket=[0.0, 100.0])
+    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=TIMESCALE_TAG, histo=proto)])
+    return event_pb2.Event(wall_time=wall_time, step=step, summary=summary)
+
+
+def write_events(path, start, events):
+    with path.open("wb") as file:
+        writer = RecordWriter(file)
+        writer.write(event_pb2.Event(wall_time=start, file_version="brain.Event:2").SerializeToString())
+        for event in events:
+            writer.write(event.SerializeToString())
+
+
+def fake_run(out_dir, plan, returns, *, summary=None, reach=None, start=1000.0, seconds_per_point=10.0):
+    """A run folder: the return curve (one point per 100 steps), two timescale histograms (log10 timescale
+    uniform on [0, 1) first, then on [0, reach) last), and ``summary`` as summary.json if given."""
+    run_dir = out_dir / "runs" / plan.name
+    run_dir.mkdir(parents=True)
+    events = [
+        scalar(suite.RETURN_TAG, 100 * (i + 1), r, start + seconds_per_point * (i + 1)) for i, r in enumerate(returns)
+    ]
+    if reach is not None:
+        events += [histogram(100, 0.0, 1.0, start + 1), histogram(100 * len(returns), 0.0, reach, start + 2)]
+    if events:
+        write_events(run_dir / "events.out.tfevents.1.host", start, events)
+    if summary is not None:
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def task():
+    # Delay 10: memoryless best 0.75, maximum 1.5 (PassiveMatch's figures), so score = (R - 0.75) / 0.75.
+    return suite.passive_match(10, 1000, 20)
+
+
+def test_scores_are_normalised_between_the_memoryless_best_and_the_maximum():
+    t = task()
+    assert t.score_floor == 0.75 and t.delay == 10
+    assert t.score(0.75) == 0.0 and t.score(1.5) == 1.0 and t.score(1.125) == pytest.approx(0.5)
+    assert t.score(None) == 0.0  # a run that logged no return showed no memory
+    active = suite.active_match(100, 1000, 220)
+    assert (active.episode_length, active.max_return, active.score_floor) == (110, 6.0, 5.25)
+    assert suite.popgym("RepeatPreviousEasy", 51, 10, 80).score_floor == -0.5
+
+
+def build_suite(tmp_path):
+    """Three cells x 3 seeds, each ending at a known return, and the odd runs the report must keep."""
+    t = task()
+    plans = suite.make_plans((t,), ["lstm/ur", "lstm/standard", "none/standard"], [0, 1, 2])
+    finals = {"lstm/ur": [1.5, 1.45, 1.2], "lstm/standard": [1.0, None, None], "none/standard": [0.75, 0.7, 0.76]}
+    reach = {"lstm/ur": 2.0, "lstm/standard": 1.0, "none/standard": None}  # log10 timescales, last histogram
+    for plan in plans:
+        final = finals[plan.cell][plan.seed]
+        if plan.cell == "lstm/standard" and plan.seed == 2:
+            # started, crashed before its first event: an empty folder
+            (tmp_path / "runs" / plan.name).mkdir(parents=True)
+            continue
+        if plan.cell == "lstm/standard" and plan.seed == 1:  # killed before a checkpoint: no summary
+            fake_run(tmp_path, plan, list(np.linspace(0.5, 1.0, 12)), reach=1.0)
+            continue
+        curve = [0.5, 0.5] + [final] * 10  # the 10-point mean ends at the final return
+        stopped = plan.cell == "lstm/ur" and plan.seed == 2
+        summary = {"env_steps": 600 if stopped else 1200, "mean_return": final, "stopped_early": stopped}
+        fake_run(tmp_path, plan, curve, summary=summary, reach=reach[plan.cell])
+    return plans
+
+
+def test_report_keeps_every_started_run_and_writes_the_statistics(tmp_path):
+    plans = build_suite(tmp_path)
+    table = suite.report(plans, tmp_path, reps=REPS)
+    assert "| PassiveMatch-d10 | lstm/standard | 3 (1) |" in table  # the empty and the summary-less runs count
+    runs = (tmp_path / "runs.csv").read_text().splitlines()
+    assert len(runs) == 1 + 9
+    rows = [suite.run_metrics(p, tmp_path) for p in plans]
+    by = {(r["cell"], r["seed"]): r for r in rows}
+    assert by[("lstm/ur", 0)]["score"] == pytest.approx(1.0) and by[("lstm/ur", 0)]["solved"]
+    assert by[("lstm/standard", 2)]["score"] == 0.0 and by[("lstm/standard", 2)]["status"] == "missing"
+    # No summary: the mean of the last 10 logged returns.
+    assert by[("lstm/standard", 1)]["final_return"] == pytest.approx(np.mean(np.linspace(0.5, 1.0, 12)[-10:]))
+    assert by[("lstm/ur", 2)]["status"] == "partial" and by[("lstm/ur", 2)]["score"] == pytest.approx(0.6)
+    assert by[("lstm/ur", 0)]["wall_time_s"] == pytest.approx(120.0)
+
+    text = (tmp_path / "statistics.md").read_text()
+    ur = stats_row(text, "| PassiveMatch-d10 | lstm/ur |")
+    # IQM of 3 runs cuts none (floor(3/4) = 0): the mean of 1.0, 0.9333 and 0.6.
+    assert ur[2] == "3" and float(ur[3]) == pytest.approx(np.mean([1.0, 0.7 / 0.75, 0.6]), abs=1e-3)
+    assert float(ur[4]) <= float(ur[3]) <= float(ur[5])
+    poi = stats_row(text, "| PassiveMatch-d10 | P(lstm/ur > lstm/standard) |")
+    assert poi[2] == "3 vs 3" and float(poi[3]) == 1.0  # every UR run above every classic one
+    assert "P(lstm/ur > lstm/chrono)" not in text  # chrono was not planned
+    assert (tmp_path / "profiles.png").stat().st_size > 1000
+    assert (tmp_path / "timescales_PassiveMatch-d10.png").stat().st_size > 1000
+
+
+def stats_row(text, start):
+    [line] = [line for line in text.splitlines() if line.startswith(start)]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_timescales_are_compared_with_the_delay(tmp_path):
+    plans = build_suite(tmp_path)
+    rows = [r for r in (suite.run_metrics(p, tmp_path) for p in plans) if r is not None]
+    table = suite_report.timescale_rows(rows, {"PassiveMatch-d10": 10})
+    assert len(table) == 5  # UR x 3 and classic x 2; no gates in the control or the empty run
+    ur0 = next(r for r in table if r[2] == "lstm/ur" and r[3] == 0)
+    # First: uniform on [0, 1) in log10, none at or above log10(10) = 1. Last: uniform on [0, 2), half.
+    assert (ur0[4], ur0[7], ur0[10]) == ("yes", 0.0, pytest.approx(0.5))
+    assert ur0[11] == pytest.approx(10**1.8)  # the 90th percentile of the last, in steps
+    [reach] = suite_report.reach_versus_success(rows, REPS)
+    # Solved: UR seeds 0 and 1 (reach 0.5); unsolved: UR seed 2 (0.5) and two classic runs (reach 0).
+    assert reach[1:5] == [2, 3, pytest.approx(0.5), pytest.approx(0.0)]
+    assert reach[5] == pytest.approx(5 / 6)  # per solved run: a tie and two wins of 3 pairs
+    assert reach[6] <= reach[5] <= reach[7]
+
+
+def test_wall_time_is_added_over_a_resume(tmp_path):
+    plan = suite.RunPlan(task(), "lstm/ur", 0)
+    run_dir = fake_run(tmp_path, plan, [1.0, 1.1], summary={"env_steps": 1000, "mean_return": 1.1, "wall_time_s": 5.0})
+    first = next(run_dir.glob("events.*"))
+    os.utime(first, (1, 1))
+    # Resumed an hour later: 30 s more of training; the pause is not counted.
+    write_events(run_dir / "events.out.tfevents.2.host", 5000.0, [scalar(suite.RETURN_TAG, 300, 1.2, 5030.0)])
+    assert suite.training_seconds(run_dir) == pytest.approx(20.0 + 30.0)
+    [row] = suite_report.wall_time_rows([suite.run_metrics(plan, tmp_path)])
+    assert row[:4] == ["PassiveMatch-d10", 1, 1, pytest.approx(50 / 3600)]
+    assert suite.training_seconds(tmp_path / "none") is None
+
+
+def test_comparisons_stay_within_a_setting():
+    t = task()
+    context = suite.parse_setting("actors.context_length={episode_length}")
+    plans = suite.make_plans((t,), ["lstm/ur", "lstm/standard", "lstm/chrono-short"], [0], (suite.BASE, context))
+    pairs = suite.comparison_pairs(plans)
+    assert pairs == [("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/chrono-short"),
+                     ("lstm/ur [actors.context_length={episode_length}]",
+                      "lstm/standard [actors.context_length={episode_length}]"),
+                     ("lstm/ur [actors.context_length={episode_length}]",
+                      "lstm/chrono-short [actors.context_length={episode_length}]")]  # fmt: skip
