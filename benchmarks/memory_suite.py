@@ -4,13 +4,20 @@
     python -m benchmarks.memory_suite --preset full --address auto --jobs 16   # a Ray cluster
     python -m benchmarks.memory_suite --preset cpu --report-only       # redraw table and figures
     python -m benchmarks.memory_suite --delays 50 100 --steps 3000000  # other PassiveMatch delays
+    python -m benchmarks.memory_suite --preset long                    # the long-delay grid (issue 12)
+    python -m benchmarks.memory_suite --preset long --delays 100 --cells lstm/ur --seeds 0   # one cell of it
+    python -m benchmarks.memory_suite --preset long --settings base actors.context_length={episode_length}
+    python -m benchmarks.memory_suite --preset long --list             # what is planned, done, left
 
 Each run is one ``run_impala.py`` subprocess writing to ``<out>/runs/<name>/``. A run whose
 ``summary.json`` says it reached its step budget is skipped, one with a checkpoint is resumed,
 anything else is started afresh, so the suite can be stopped and restarted at any time. The
 report reads every run folder that exists (finished or not: every run started is in the table):
 one learning-curve PNG per task, a per-run CSV, and a per-cell markdown/CSV table (median and
-min-max over seeds of the final return, the area under the curve and the steps to threshold).
+min-max over seeds of the final return, the area under the curve and the steps to threshold);
+then ``statistics.md`` (``benchmarks/suite_report.py``): IQM of the normalised score and the
+probability of improvement with bootstrap intervals, performance profiles, forget-gate timescales
+against the delay, and the training wall time per task.
 """
 
 from __future__ import annotations
@@ -360,12 +367,14 @@ def run_suite(
         return list(pool.map(lambda p: execute(p, preset, out_dir, address, extra), plans))
 
 
-def read_series(run_dir: Path, tags: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def read_series(
+    run_dir: Path, tags: tuple[str, ...], loaded: list | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{tag: (env_steps [N], value [N])}`` from the run's TensorBoard events; absent tags are empty.
 
     ``learner.plots.read_scalars`` reads every event file, a resumed run's later value of a step winning.
     """
-    scalars = read_scalars(run_dir)
+    scalars = read_scalars(run_dir, loaded)
     series = {}
     for tag in tags:
         steps, values = scalars.get(tag, ([], []))
@@ -373,11 +382,11 @@ def read_series(run_dir: Path, tags: tuple[str, ...]) -> dict[str, tuple[np.ndar
     return series
 
 
-def training_seconds(run_dir: Path) -> float | None:
+def training_seconds(run_dir: Path, loaded: list | None = None) -> float | None:
     """Seconds of training: in each event file, from its first event (the writer's opening) to its last
     scalar, added over the files, so that the pause between a stop and its resume does not count."""
     total, found = 0.0, False
-    for accumulator in event_files(run_dir):
+    for accumulator in event_files(run_dir) if loaded is None else loaded:
         times = [e.wall_time for tag in accumulator.Tags()["scalars"] for e in accumulator.Scalars(tag)]
         if times:
             total += max(times) - accumulator.FirstEventTimestamp()
@@ -409,7 +418,8 @@ def run_metrics(plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:
     run_dir = out_dir / "runs" / plan.name
     if not run_dir.exists():
         return None
-    series = read_series(run_dir, (RETURN_TAG, BINARY_TAG))
+    loaded = list(event_files(run_dir, histograms=True))  # parsed once for scalars, wall time and histograms
+    series = read_series(run_dir, (RETURN_TAG, BINARY_TAG), loaded)
     steps, returns = series[RETURN_TAG]
     binary = series[BINARY_TAG][1]
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
@@ -423,8 +433,8 @@ def run_metrics(plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:
         "auc": area_under_curve(steps, returns), "steps_to_threshold": reached, "solved": reached is not None,
         "binary_g": float(binary[-1]) if binary.size else None,
         "policy_entropy": summary.get("last_metrics", {}).get("policy/entropy"),
-        "wall_time_s": training_seconds(run_dir) or summary.get("wall_time_s"), "curve": (steps, returns),
-        "timescales": run_timescales(run_dir, plan.task.delay),
+        "wall_time_s": training_seconds(run_dir, loaded) or summary.get("wall_time_s"), "curve": (steps, returns),
+        "timescales": run_timescales(run_dir, plan.task.delay, loaded),
     }  # fmt: skip
 
 

@@ -46,10 +46,11 @@ def from_proto(step: int, proto) -> Histogram:
     return Histogram(step, edges, counts)
 
 
-def read_histograms(run_dir: Path, tag: str = TIMESCALE_TAG) -> list[Histogram]:
-    """Every logged histogram of ``tag``, by step; a resumed run's later file wins at a repeated step."""
+def read_histograms(run_dir: Path, tag: str = TIMESCALE_TAG, loaded: list | None = None) -> list[Histogram]:
+    """Every logged histogram of ``tag``, by step; a resumed run's later file wins at a repeated step.
+    ``loaded``: the run's ``event_files(run_dir, histograms=True)`` if the caller has them already."""
     by_step: dict[int, Histogram] = {}
-    for accumulator in event_files(run_dir, histograms=True):
+    for accumulator in event_files(run_dir, histograms=True) if loaded is None else loaded:
         if tag in accumulator.Tags()["histograms"]:
             by_step.update((e.step, from_proto(e.step, e.histogram_value)) for e in accumulator.Histograms(tag))
     return [by_step[s] for s in sorted(by_step)]
@@ -94,9 +95,9 @@ class RunTimescales(NamedTuple):
     quantile_last: float
 
 
-def run_timescales(run_dir: Path, delay: int) -> RunTimescales | None:
+def run_timescales(run_dir: Path, delay: int, loaded: list | None = None) -> RunTimescales | None:
     """The run's timescales against ``delay``, or None when it logged none (the memoryless control)."""
-    hists = read_histograms(run_dir)
+    hists = read_histograms(run_dir, loaded=loaded)
     if not hists:
         return None
     first, last = hists[0], hists[-1]
