@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks import memory_suite as suite
+from benchmarks import suite_grid as grid
 
 
 def reference_auc(steps, returns):
@@ -43,8 +44,8 @@ def test_steps_to_threshold_matches_a_loop():
 
 
 def tiny_preset() -> suite.Preset:
-    task = suite.Task("PM-d2", "gatedrl/PassiveMatch-v0", 1.1, 6, 300, 6, {"delay": 2})
-    return suite.Preset(suite.ROOT / "configs" / "suite_cpu.yaml", (task,), (0,), "local", suite.cpu_unroll)
+    task = grid.Task("PM-d2", "gatedrl/PassiveMatch-v0", 1.1, 6, 300, 6, {"delay": 2})
+    return suite.Preset(suite.ROOT / "configs" / "suite_cpu.yaml", (task,), (0,), "local", grid.cpu_unroll)
 
 
 def test_overrides_name_every_setting():
@@ -126,14 +127,14 @@ def test_command_line_rejects_a_budget_it_could_not_track(capsys):
 @pytest.mark.slow
 def test_tiny_suite_runs_reports_and_resumes(tmp_path, capsys):
     preset = tiny_preset()
-    plans = suite.make_plans(preset.tasks, list(suite.DEFAULT_CELLS), preset.seeds)
+    plans = suite.make_plans(preset.tasks, list(grid.DEFAULT_CELLS), preset.seeds)
     assert len(plans) == 4
     # Gate histograms at every update, so that the timescale section reads real ones.
     statuses = suite.run_suite(plans, preset, tmp_path, jobs=4, address=None, extra=("run.gate_stats_every_updates=1",))
     assert statuses == ["done"] * 4, [p.read_text()[-2000:] for p in (tmp_path / "logs").glob("*.log")]
     table = suite.report(plans, tmp_path, reps=200)
     assert table.count("\n") == 2 + 4
-    for cell in suite.DEFAULT_CELLS:
+    for cell in grid.DEFAULT_CELLS:
         assert f"| PM-d2 | {cell} | 1 (1) |" in table
     assert (tmp_path / "PM-d2.png").stat().st_size > 0
     runs_csv = (tmp_path / "runs.csv").read_text().splitlines()
@@ -159,7 +160,7 @@ def test_the_long_grid_is_the_issues():
                                "gru/standard", "none/standard"}  # fmt: skip
     assert long.seeds == (0, 1, 2, 3, 4)
     for task in long.tasks:
-        assert task.total_env_steps == suite.LONG_BUDGETS[task.name]
+        assert task.total_env_steps == grid.LONG_BUDGETS[task.name]
         # Two episodes per unroll: about half of them lie inside one unroll.
         assert 2 * task.episode_length <= task.unroll_length < 2 * task.episode_length + 10
     active = long.tasks[3]
@@ -184,8 +185,8 @@ def test_chrono_short_is_told_a_tenth_of_the_horizon():
 def test_settings_fill_in_the_task_and_name_the_runs():
     task = suite.PRESETS["long"].tasks[0]
     context = suite.parse_setting("actors.context_length={episode_length}")
-    assert suite.parse_setting("base") == suite.BASE
-    base, with_context = (suite.RunPlan(task, "lstm/ur", 0, s) for s in (suite.BASE, context))
+    assert suite.parse_setting("base") == grid.BASE
+    base, with_context = (suite.RunPlan(task, "lstm/ur", 0, s) for s in (grid.BASE, context))
     assert base.name == "PassiveMatch-d100__lstm-ur__s0"  # the folders of earlier suites keep their names
     assert with_context.name == "PassiveMatch-d100__lstm-ur__context_length-episode_length__s0"
     assert with_context.label == "lstm/ur [actors.context_length={episode_length}]"
@@ -198,7 +199,7 @@ def test_settings_fill_in_the_task_and_name_the_runs():
     for bad in ("", "actors.context_length", "run.total_env_steps=5"):
         with pytest.raises(ValueError, match="setting"):
             suite.parse_setting(bad)
-    plans = suite.make_plans((task,), ["lstm/ur", "lstm/standard"], [0, 1], (suite.BASE, context))
+    plans = suite.make_plans((task,), ["lstm/ur", "lstm/standard"], [0, 1], (grid.BASE, context))
     assert len(plans) == len({p.name for p in plans}) == 8
     assert [p.seed for p in plans[:4]] == [0, 0, 0, 0]  # seeds outermost
 

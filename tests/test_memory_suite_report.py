@@ -13,6 +13,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from benchmarks import memory_suite as suite
+from benchmarks import suite_grid as grid
 from benchmarks import suite_report
 from benchmarks.timescales import TIMESCALE_TAG
 
@@ -58,7 +59,7 @@ def fake_run(out_dir, plan, returns, *, summary=None, reach=None, start=1000.0, 
 
 def task():
     # Delay 10: memoryless best 0.75, maximum 1.5 (PassiveMatch's figures), so score = (R - 0.75) / 0.75.
-    return suite.passive_match(10, 1000, 20)
+    return grid.passive_match(10, 1000, 20)
 
 
 def test_scores_are_normalised_between_the_memoryless_best_and_the_maximum():
@@ -66,9 +67,9 @@ def test_scores_are_normalised_between_the_memoryless_best_and_the_maximum():
     assert t.score_floor == 0.75 and t.delay == 10
     assert t.score(0.75) == 0.0 and t.score(1.5) == 1.0 and t.score(1.125) == pytest.approx(0.5)
     assert t.score(None) == 0.0  # a run that logged no return showed no memory
-    active = suite.active_match(100, 1000, 220)
+    active = grid.active_match(100, 1000, 220)
     assert (active.episode_length, active.max_return, active.score_floor) == (110, 6.0, 5.25)
-    assert suite.popgym("RepeatPreviousEasy", 51, 10, 80).score_floor == -0.5
+    assert grid.popgym("RepeatPreviousEasy", 51, 10, 80).score_floor == -0.5
 
 
 def build_suite(tmp_path):
@@ -157,7 +158,7 @@ def test_wall_time_is_added_over_a_resume(tmp_path):
 def test_comparisons_stay_within_a_setting():
     t = task()
     context = suite.parse_setting("actors.context_length={episode_length}")
-    plans = suite.make_plans((t,), ["lstm/ur", "lstm/standard", "lstm/chrono-short"], [0], (suite.BASE, context))
+    plans = suite.make_plans((t,), ["lstm/ur", "lstm/standard", "lstm/chrono-short"], [0], (grid.BASE, context))
     pairs = suite.comparison_pairs(plans)
     assert pairs == [("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/chrono-short"),
                      ("lstm/ur [actors.context_length={episode_length}]",
