@@ -4,10 +4,13 @@ Synthetic batches (random observations, actions and behaviour logits) through th
 ``agents.Agent`` with a 256-unit core, for (T=20, B=32) and (T=80, B=256), the classic
 LSTM (``lstm/standard``) and the UR-LSTM (``lstm/ur``), on CPU and on CUDA when present.
 Each figure is the median of ``--repeats`` timed repeats of ``--updates`` updates, after
-warm-up updates; batch assembly (``make_batch``) is timed separately.
+warm-up updates; batch assembly (``make_batch``) is timed separately. ``--contexts`` adds
+a context of K earlier steps to every trajectory (``actors.context_length``), which the
+learner replays before the T + 1 steps (docs/context_window.md).
 
     python -m benchmarks.learner_speed                      # everything this machine has
     python -m benchmarks.learner_speed --devices cpu --shapes 20x32 --repeats 3
+    python -m benchmarks.learner_speed --shapes 20x16 --contexts 0 20 40   # the context window's cost
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from actors.trajectory import Trajectory
+from actors.trajectory import Context, Trajectory
 from agents import Agent
 from configs.schema import AgentConfig, CoreConfig, LearnerConfig
 from learner.batch import make_batch
@@ -42,15 +45,31 @@ class Result:
     gate: str
     unroll_length: int
     batch_size: int
+    context_length: int
     updates_per_s: float
     samples_per_s: float
     batch_ms: float
 
 
-def synthetic_trajectory(agent: Agent, unroll_length: int, batch_size: int, rng: np.random.Generator) -> Trajectory:
+def synthetic_context(agent: Agent, context_length: int, batch_size: int, rng: np.random.Generator) -> Context:
+    """K random steps of agent inputs before a trajectory (no episode starts: the full K are replayed)."""
+    steps = (context_length, batch_size)
+    return Context(
+        obs=rng.normal(size=(*steps, OBS_SIZE)).astype(np.float32),
+        prev_action=rng.integers(0, NUM_ACTIONS, size=steps),
+        prev_reward=rng.normal(size=steps).astype(np.float32),
+        is_first=np.zeros(steps, bool),
+        initial_state=tuple(np.zeros(tuple(t.shape), np.float32) for t in agent.initial_state(batch_size)),
+    )
+
+
+def synthetic_trajectory(
+    agent: Agent, unroll_length: int, batch_size: int, rng: np.random.Generator, context_length: int = 0
+) -> Trajectory:
     """One random rollout in the Trajectory layout, episodes ending now and then."""
     steps = (unroll_length + 1, batch_size)
     done = rng.random(steps) < 0.02
+    context = synthetic_context(agent, context_length, batch_size, rng) if context_length else None
     return Trajectory(
         obs=rng.normal(size=(*steps, OBS_SIZE)).astype(np.float32),
         prev_action=rng.integers(0, NUM_ACTIONS, size=steps),
@@ -62,6 +81,7 @@ def synthetic_trajectory(agent: Agent, unroll_length: int, batch_size: int, rng:
         terminated=done,
         truncated=np.zeros(steps, bool),
         initial_state=tuple(np.zeros(tuple(t.shape), np.float32) for t in agent.initial_state(batch_size)),
+        context=context,
     )
 
 
@@ -80,11 +100,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(device: str, gate: str, unroll_length: int, batch_size: int, args: argparse.Namespace) -> Result:
+def measure(
+    device: str, gate: str, unroll_length: int, batch_size: int, args: argparse.Namespace, context_length: int = 0
+) -> Result:
     """Median updates/s over ``args.repeats`` repeats of ``args.updates`` updates on one batch."""
     torch.manual_seed(0)
     learner = make_learner(device, gate, args.hidden_size)
-    traj = synthetic_trajectory(learner.agent, unroll_length, batch_size, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    traj = synthetic_trajectory(learner.agent, unroll_length, batch_size, rng, context_length)
     batch_times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
@@ -107,6 +130,7 @@ def measure(device: str, gate: str, unroll_length: int, batch_size: int, args: a
         gate=gate,
         unroll_length=unroll_length,
         batch_size=batch_size,
+        context_length=context_length,
         updates_per_s=rate,
         samples_per_s=rate * unroll_length * batch_size,
         batch_ms=1000 * statistics.median(batch_times),
@@ -119,6 +143,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--devices", nargs="+", default=default_devices)
     parser.add_argument("--gates", nargs="+", default=["standard", "ur"])
     parser.add_argument("--shapes", nargs="+", default=["20x32", "80x256"], help="TxB")
+    parser.add_argument("--contexts", nargs="+", type=int, default=[0], help="context lengths K to time")
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--updates", type=int, default=3, help="updates per timed repeat")
@@ -132,18 +157,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, cuda: {torch.cuda.is_available()}")
-    print("| device | core | T | B | updates/s | samples/s | make_batch ms |")
-    print("|---|---|---|---|---|---|---|")
+    print("| device | core | T | B | K | updates/s | samples/s | make_batch ms |")
+    print("|---|---|---|---|---|---|---|---|")
     for device in args.devices:
         for shape in args.shapes:
             unroll_length, batch_size = (int(x) for x in shape.split("x"))
             for gate in args.gates:
-                r = measure(device, gate, unroll_length, batch_size, args)
-                print(
-                    f"| {r.device} | lstm/{r.gate} | {r.unroll_length} | {r.batch_size} | {r.updates_per_s:.2f} "
-                    f"| {r.samples_per_s:,.0f} | {r.batch_ms:.2f} |",
-                    flush=True,
-                )
+                for context_length in args.contexts:
+                    r = measure(device, gate, unroll_length, batch_size, args, context_length)
+                    print(
+                        f"| {r.device} | lstm/{r.gate} | {r.unroll_length} | {r.batch_size} | {r.context_length} "
+                        f"| {r.updates_per_s:.2f} | {r.samples_per_s:,.0f} | {r.batch_ms:.2f} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":
