@@ -1,7 +1,8 @@
 """The supervised synthetic tasks of Gu et al. (2020), section 4.1 / PAPER.md "The paper's experiments".
 
 Both generators are time-major and draw from an explicit ``torch.Generator`` so that a seed
-reproduces a batch exactly.
+reproduces a batch exactly. ``make_batch``, ``task_loss``, ``chance_loss`` and ``io_sizes`` choose
+between the two by name (``TASKS``), so that a runner needs no branch of its own.
 
 - Copy: ``num_tokens`` data tokens from an alphabet of ``alphabet`` symbols, ``delay`` blanks,
   then ``num_tokens`` markers; the model must emit the data tokens at the markers. The loss is
@@ -98,3 +99,34 @@ def adding_loss(prediction: Tensor, targets: Tensor) -> Tensor:
 def adding_chance() -> float:
     """The MSE of always predicting 1 (the mean of the sum): Var(U1 + U2) = 2 / 12 = 1/6."""
     return 1.0 / 6.0
+
+
+TASKS = ("copy", "adding")
+
+
+def sequence_length(task: str, length: int) -> int:
+    """Steps in one sequence: the copy task adds its tokens and markers to the delay."""
+    return length + 20 if task == "copy" else length
+
+
+def io_sizes(task: str) -> tuple[int, int]:
+    """Input and output widths of a model for ``task`` (copy: one-hot in, 8 logits out; adding: 2 in, 1 out)."""
+    return (copy_input_size(8), 8) if task == "copy" else (2, 1)
+
+
+def make_batch(task: str, batch_size: int, length: int, generator: torch.Generator) -> Batch:
+    """A batch of ``task``; ``length`` is the copy delay or the adding sequence length."""
+    if task == "copy":
+        return copy_batch(batch_size, length, generator)
+    return adding_batch(batch_size, length, generator)
+
+
+def task_loss(task: str, outputs: Tensor, targets: Tensor) -> Tensor:
+    """Copy: cross-entropy at the markers of ``outputs [T, B, 8]``; adding: MSE of the last step's scalar output."""
+    if task == "copy":
+        return copy_loss(outputs, targets)
+    return adding_loss(outputs[-1, :, 0], targets)
+
+
+def chance_loss(task: str) -> float:
+    return copy_chance() if task == "copy" else adding_chance()
