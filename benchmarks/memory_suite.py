@@ -57,7 +57,7 @@ from learner.plots import event_files, read_scalars
 
 RETURN_TAG = "charts/episode_return"
 BINARY_TAG = "gates/binary_frac"  # fraction of g outside [0.05, 0.95] (learner/gate_stats.py)
-SUCCESS_FRACTION = 0.9  # success threshold: 90% of the task's maximum return
+SUCCESS_FRACTION = 0.9  # solved: a normalised score of 0.9 (90% of the way from memoryless best to the maximum)
 SMOOTHING = 10  # logged points in the trailing mean used for the curves and the threshold
 
 
@@ -170,7 +170,7 @@ def run_metrics(plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:
     binary = series[BINARY_TAG][1]
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
     final = final_return(summary, returns)
-    reached = steps_to_threshold(steps, returns, SUCCESS_FRACTION * plan.task.max_return)
+    reached = steps_to_threshold(steps, returns, plan.task.success_threshold(SUCCESS_FRACTION))
     return {
         "task": plan.task.name, "cell": plan.label, "seed": plan.seed, "setting": plan.setting.label,
         "status": run_status(run_dir, plan.task.total_env_steps),
@@ -198,7 +198,7 @@ def spread(values: list[float | None]) -> tuple[float | None, float | None, floa
 
 
 CELL_HEADERS = ["task", "cell", "runs (done)", "final return median", "min", "max", "AUC median", "min", "max",
-                "reached 90% of max", "median steps to 90%", "binary g (median)"]  # fmt: skip
+                "reached score 0.9", "median steps to score 0.9", "binary g (median)"]  # fmt: skip
 RUN_HEADERS = ["task", "cell", "seed", "setting", "status", "env_steps", "final_return", "final_episodes", "score",
                "auc", "steps_to_threshold", "binary_g", "policy_entropy", "wall_time_s"]  # fmt: skip
 

@@ -47,6 +47,14 @@ class Task:
         named = dict(self.references)
         return named.get("memoryless best", named.get("uniform random", 0.0))
 
+    def success_threshold(self, fraction: float) -> float:
+        """The return ``fraction`` of the way from ``score_floor`` to ``max_return`` (a score of ``fraction``).
+
+        Not ``fraction * max_return``: at long delays the apples alone earn more than 90 % of the
+        maximum (delay 100: memoryless best 5.25 of 6), so that threshold would call a run that
+        never uses the cue solved."""
+        return self.score_floor + fraction * (self.max_return - self.score_floor)
+
     def score(self, final_return: float | None) -> float:
         """The normalised score: 0 at ``score_floor``, 1 at ``max_return``; a run without a return scores 0.
 

@@ -248,3 +248,14 @@ def test_list_shows_what_is_left(tmp_path, capsys):
     assert lines[1].startswith("ActiveMatch-d100__gru-ur__s0  done")
     assert lines[2] == "ActiveMatch-d100: at most 5,000,000 env steps to run"
     assert not (tmp_path / "logs").exists()  # nothing was run
+
+
+def test_success_threshold_is_a_score_not_a_fraction_of_the_maximum():
+    # Delay 100: the apples alone earn 5 of the maximum 6; every apple and a 1-in-4 guess earns 5.25,
+    # which is already above 0.9 x 6 = 5.4 minus noise. Solved must mean using the cue.
+    task = grid.passive_match(100, steps=1000, unroll=210)
+    assert task.max_return == pytest.approx(6.0) and task.score_floor == pytest.approx(5.25)
+    assert task.success_threshold(0.9) == pytest.approx(5.25 + 0.9 * 0.75)
+    assert task.score(task.success_threshold(0.9)) == pytest.approx(0.9)
+    steps, returns = np.array([1.0, 2.0, 3.0]), np.array([5.3, 5.5, 5.6])  # above 0.9 x max, below score 0.9
+    assert suite.steps_to_threshold(steps, returns, task.success_threshold(suite.SUCCESS_FRACTION)) is None
