@@ -130,7 +130,7 @@ def passive_long_unroll(delay: int) -> int:
 
 
 LONG_BUDGETS = {
-    "PassiveMatch-d100": 4_000_000,
+    "PassiveMatch-d100": 8_000_000,  # 4 M solved nothing (docs/RESULTS.md, first long-grid runs)
     "PassiveMatch-d200": 6_000_000,
     "PassiveMatch-d500": 12_000_000,
     "ActiveMatch-d100": 5_000_000,

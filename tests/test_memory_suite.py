@@ -213,7 +213,7 @@ def test_one_cell_of_the_grid_is_one_command(tmp_path):
     cmd = suite.command(plans[1], suite.PRESETS["long"], tmp_path, None)
     assert cmd[2:4] == ["--config", str(suite.ROOT / "configs" / "suite_long.yaml")]
     for item in ("env.id=gatedrl/PassiveMatch-v0", "env.kwargs.delay=100", "agent.core.gate=ur", "run.seed=0",
-                 "run.total_env_steps=4000000", "actors.unroll_length=210", "actors.context_length=104",
+                 "run.total_env_steps=8000000", "actors.unroll_length=210", "actors.context_length=104",
                  f"run.log_dir={tmp_path / 'runs'}", "actors.backend=ray"):  # fmt: skip
         assert item in cmd
     # The whole grid by default; a budget changed for one task only.
