@@ -38,6 +38,26 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
     return (cumsum[1:] - cumsum[np.arange(1, y.size + 1) - counts]) / counts
 
 
+def panel_figure(panels: int, width: float, height: float, max_cols: int = 4) -> tuple[Figure, int, int]:
+    """A figure for ``panels`` subplots of about ``width`` x ``height`` inches, at most ``max_cols``
+    a row: ``(figure, rows, cols)``, with room at the top for a title."""
+    cols = min(max_cols, max(panels, 1))
+    rows = max(1, math.ceil(panels / cols))
+    figure = Figure(figsize=(width * cols, height * rows + 0.5), dpi=90)
+    FigureCanvasAgg(figure)
+    return figure, rows, cols
+
+
+def save_figure(figure: Figure, path: Path, title: str | None = None) -> Path:
+    """Lay out (under ``title`` if given) and write ``figure`` as a PNG at ``path``, creating its folder."""
+    if title is not None:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
 def plot_curves(
     curves: Mapping[str, Sequence[Curve]],
     path: Path,
@@ -74,30 +94,19 @@ def plot_curves(
         axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
         axes.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_histograms(samples: Mapping[str, np.ndarray], path: Path, *, title: str, xlabel: str, bins: int = 50) -> Path:
     """A grid of density histograms on ``[0, 1]``, one panel per label; saves a PNG."""
-    n = len(samples)
-    cols = min(4, max(n, 1))
-    rows = max(1, math.ceil(n / cols))
-    figure = Figure(figsize=(2.6 * cols, 2.0 * rows + 0.5), dpi=90)
-    FigureCanvasAgg(figure)
+    figure, rows, cols = panel_figure(len(samples), 2.6, 2.0)
     for i, (label, values) in enumerate(samples.items()):
         axes = figure.add_subplot(rows, cols, i + 1)
         axes.hist(np.asarray(values).ravel(), bins=bins, range=(0.0, 1.0), density=True, color="tab:blue")
         axes.set_title(label, fontsize=8)
         axes.set_xlabel(xlabel, fontsize=7)
         axes.tick_params(labelsize=6)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
+    return save_figure(figure, path, title)
 
 
 def format_cell(value: object) -> str:

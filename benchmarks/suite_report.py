@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from benchmarks import stats
-from benchmarks.plotting import markdown_table
+from benchmarks.plotting import markdown_table, panel_figure, save_figure
 from benchmarks.timescales import QUANTILE, plot_timescales
 
 ALL_TASKS = "all tasks"
@@ -81,10 +79,7 @@ def plot_profiles(sets: Mapping[str, Mapping[str, np.ndarray]], path: Path, reps
     tasks = common_tasks(sets, cells)
     if len(tasks) > 1:
         panels[ALL_TASKS] = {c: [sets[t][c] for t in tasks] for c in cells}
-    cols = min(3, len(panels))
-    rows = -(-len(panels) // cols)
-    figure = Figure(figsize=(4.2 * cols, 3.0 * rows + 0.4), dpi=90)
-    FigureCanvasAgg(figure)
+    figure, rows, cols = panel_figure(len(panels), 4.2, 3.0, max_cols=3)
     for i, (task, by_cell) in enumerate(panels.items()):
         axes = figure.add_subplot(rows, cols, i + 1)
         for j, (cell, scores) in enumerate(by_cell.items()):
@@ -97,10 +92,7 @@ def plot_profiles(sets: Mapping[str, Mapping[str, np.ndarray]], path: Path, reps
         axes.title.set_fontsize(9)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=6)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
+    return save_figure(figure, path)
 
 
 def timescale_rows(rows: Sequence[dict[str, Any]], delays: Mapping[str, int]) -> list[list[object]]:

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from benchmarks.plotting import panel_figure, save_figure
 from learner.plots import event_files
 
 TIMESCALE_TAG = "gates/timescale_log10"  # learner/gate_stats.py: the first layer's effective forget gate
@@ -113,10 +112,7 @@ def plot_timescales(
     (solid), each the mean of the runs' densities, the delay marked; saves a PNG."""
     grid = np.linspace(0.0, max(top, np.log10(max(delay, 1)) + 0.5), 121)
     centres = (grid[1:] + grid[:-1]) / 2
-    cols = min(4, max(len(cells), 1))
-    rows = -(-max(len(cells), 1) // cols)
-    figure = Figure(figsize=(3.0 * cols, 2.3 * rows + 0.6), dpi=90)
-    FigureCanvasAgg(figure)
+    figure, rows, cols = panel_figure(len(cells), 3.0, 2.3)
     for i, (label, runs) in enumerate(cells.items()):
         axes = figure.add_subplot(rows, cols, i + 1)
         for which, style in (("first", "--"), ("last", "-")):
@@ -129,8 +125,4 @@ def plot_timescales(
         axes.set_xlabel("log10 timescale 1/(1-g), steps", fontsize=7)
         axes.tick_params(labelsize=6)
         axes.legend(fontsize=6)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
+    return save_figure(figure, path, title)
