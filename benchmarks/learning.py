@@ -47,6 +47,7 @@ from benchmarks.memory_suite import (
     run_status,
     run_suite,
     spread,
+    training_clock,
 )
 from benchmarks.plotting import format_cell, markdown_table, plot_curves, write_csv
 from configs import load_config
@@ -135,23 +136,9 @@ def mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
 
 
 def read_elapsed(run_dir: Path, tag: str) -> dict[int, float]:
-    """``{env_step: seconds}``: when each point of ``tag`` was logged, in seconds since the run's first event.
-
-    The first event is written when the run's writer opens: after ``ray.init`` and the learner are
-    built, before the actors start, so their start-up counts (``summary.json``'s ``wall_time_s``
-    starts once they are ready). A resumed run writes a new event file; the files are laid end to
-    end, each counted from its own first event, so the pause between a stop and its resume is not.
-    """
-    elapsed: dict[int, float] = {}
-    offset = 0.0
-    for accumulator in event_files(run_dir):
-        if tag not in accumulator.Tags()["scalars"]:
-            continue
-        start = accumulator.FirstEventTimestamp()
-        events = accumulator.Scalars(tag)
-        elapsed.update((e.step, offset + e.wall_time - start) for e in events)
-        offset += max(e.wall_time for e in events) - start
-    return elapsed
+    """``{env_step: seconds}``: when each point of ``tag`` was logged, in seconds of training
+    (``memory_suite.training_clock``: from the run's first event, a resume's pause not counted)."""
+    return training_clock(event_files(run_dir), (tag,))[0]
 
 
 def run_row(bench: Benchmark, plan: RunPlan, out_dir: Path) -> dict[str, Any] | None:

@@ -128,16 +128,30 @@ def read_series(
     return series
 
 
+def training_clock(accumulators: list, tags: tuple[str, ...] | None = None) -> tuple[dict[int, float], float | None]:
+    """``({env_step: seconds of training when it was logged}, total seconds of training)`` over the scalar
+    events of ``tags`` (every tag when None); the total is None when there are none.
+
+    Each event file counts from its first event (the writer opens it after ``ray.init`` and the learner
+    are built, before the actors start, so their start-up counts); the files of a resumed run are laid
+    end to end, so the pause between a stop and its resume is not training time.
+    """
+    elapsed: dict[int, float] = {}
+    total: float | None = None
+    for accumulator in accumulators:
+        present = accumulator.Tags()["scalars"]
+        events = [e for tag in (present if tags is None else tags) if tag in present for e in accumulator.Scalars(tag)]
+        if not events:
+            continue
+        start, offset = accumulator.FirstEventTimestamp(), total or 0.0
+        elapsed.update((e.step, offset + e.wall_time - start) for e in events)
+        total = offset + max(e.wall_time for e in events) - start
+    return elapsed, total
+
+
 def training_seconds(run_dir: Path, loaded: list | None = None) -> float | None:
-    """Seconds of training: in each event file, from its first event (the writer's opening) to its last
-    scalar, added over the files, so that the pause between a stop and its resume does not count."""
-    total, found = 0.0, False
-    for accumulator in event_files(run_dir) if loaded is None else loaded:
-        times = [e.wall_time for tag in accumulator.Tags()["scalars"] for e in accumulator.Scalars(tag)]
-        if times:
-            total += max(times) - accumulator.FirstEventTimestamp()
-            found = True
-    return total if found else None
+    """Seconds of training of a run, resumes included (``training_clock``)."""
+    return training_clock(event_files(run_dir) if loaded is None else loaded)[1]
 
 
 def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
