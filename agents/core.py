@@ -10,6 +10,11 @@ Each layer is unrolled over the whole ``[T, B]`` input before the next one, with
 ``is_first`` resets: a layer at step t reads only the layer below at step t, so this
 equals stepping the stack one time step at a time, and lets ``memory_cells.unroll`` run
 each cell over T in one call.
+
+Where the core runs on CUDA (``agent.core.compile: auto``, or anywhere with ``on``) each layer is
+unrolled by ``memory_cells.CompiledUnroll`` instead, which gives the same results with the gate
+arithmetic fused; it is a function held beside the layers, not a wrapper around them, so the
+``state_dict`` keys (and checkpoints) are the same either way.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from configs.schema import CoreConfig
-from memory_cells import make_cell, unroll
+from memory_cells import CompiledUnroll, make_cell, unroll, use_compiled
 
 State = tuple[Tensor, ...]
 
@@ -39,6 +44,8 @@ class Core(nn.Module):
             make_cell(config.cell, config.gate, size, config.hidden_size, **dict(config.options)) for size in sizes
         )
         self._state_lengths = [len(layer.initial_state(1)) for layer in self.layers]
+        self.compile_choice = config.compile
+        self.compiled_unroll = CompiledUnroll()  # compiles nothing until it is first called
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """All layers' initial states concatenated, layer 0 first, each ``[batch_size, ...]``."""
@@ -63,11 +70,12 @@ class Core(nn.Module):
         """
         new_state: list[Tensor] = []
         gates: dict[str, Tensor] = {}
+        run = self.compiled_unroll if use_compiled(self.compile_choice, x.device) else unroll
         for index, (layer, layer_state) in enumerate(zip(self.layers, self.split_state(state), strict=True)):
             if collect_gates:
-                x, layer_state, layer_gates = unroll(layer, x, is_first, layer_state, collect_gates=True)
+                x, layer_state, layer_gates = run(layer, x, is_first, layer_state, collect_gates=True)
                 gates.update({gate_key(index, name): value for name, value in layer_gates.items()})
             else:
-                x, layer_state = unroll(layer, x, is_first, layer_state)
+                x, layer_state = run(layer, x, is_first, layer_state)
             new_state.extend(layer_state)
         return x, tuple(new_state), gates

@@ -3,10 +3,14 @@
 Compared with the fused ``torch.nn.LSTM`` (no resets: it cannot reset mid-sequence) and with
 ``lstm/standard``. The cells get inputs with episode resets (``is_first``) inside the sequence,
 as the learner does. Prints a table of the median (or min) milliseconds over ``--repeats`` interleaved rounds.
+``--compiled`` adds each named variant again through ``memory_cells.CompiledUnroll`` (the CUDA fast path,
+row ``<variant> compiled``); its compile time, paid in the untimed warm-up round, is printed apart.
 
     python -m benchmarks.cells                       # all variants, T = 20 and 80, B = 32, H = 256
     python -m benchmarks.cells --threads 1 --variants lstm/standard lstm/ur
     python -m benchmarks.cells --device cuda         # on a GPU (the fused LSTM is then cuDNN's)
+    python -m benchmarks.cells --device cuda --batch 256 --lengths 80 --variants lstm/standard lstm/ur \
+        --compiled lstm/standard lstm/ur             # issue 13's goal: compiled lstm/ur within 2x of cuDNN
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import from the project root, not from here
@@ -23,11 +28,20 @@ if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import fr
 
 import torch
 
-from memory_cells import CELLS, GATES, make_cell, unroll
+from memory_cells import CELLS, GATES, CompiledUnroll, make_cell, unroll
 
 SHAPES = ((20, 32, 256), (80, 32, 256))
 FUSED = "torch.nn.LSTM"
+COMPILED = " compiled"  # the suffix of a compiled variant's row
 CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """``ms``: ``{name: [ms per shape]}``; ``compile_s``: ``{compiled name: [seconds per shape]}``."""
+
+    ms: dict[str, list[float]]
+    compile_s: dict[str, list[float]]
 
 
 def all_variants() -> list[str]:
@@ -52,8 +66,10 @@ def episode_starts(t: int, b: int, generator: torch.Generator) -> torch.Tensor:
     return is_first
 
 
-def cell_step_fn(variant: str, t: int, b: int, h: int, device: torch.device) -> Callable[[], None]:
-    """A closure running forward + backward of ``unroll`` for ``variant`` at ``[t, b, h]``."""
+def cell_step_fn(
+    variant: str, t: int, b: int, h: int, device: torch.device, unroll_fn: Callable = unroll
+) -> Callable[[], None]:
+    """A closure running forward + backward of ``unroll_fn`` (``unroll`` or a ``CompiledUnroll``) for ``variant``."""
     generator = torch.Generator().manual_seed(0)
     cell_name, gate = variant.split("/")
     cell = make_cell(cell_name, gate, h, h).to(device)
@@ -62,7 +78,7 @@ def cell_step_fn(variant: str, t: int, b: int, h: int, device: torch.device) -> 
     state = cell.initial_state(b, device=device)
 
     def run() -> None:
-        out, _ = unroll(cell, x, is_first, state)
+        out, _ = unroll_fn(cell, x, is_first, state)
         out.sum().backward()
 
     return run
@@ -86,23 +102,30 @@ def measure(
     repeats: int,
     statistic: str = "median",
     device: torch.device = CPU,
-) -> dict[str, list[float]]:
-    """``{name: [ms per shape]}`` for the fused LSTM and every variant.
+    compiled: Sequence[str] = (),
+    backend: str = "inductor",
+) -> Timings:
+    """Milliseconds per shape for the fused LSTM, every variant and every ``compiled`` variant.
 
     The runs are interleaved (round-robin over all entries, ``repeats`` rounds after one warm-up round),
     so that every entry sees the same mix of load on a shared machine; ``statistic`` (median or min)
-    then summarises each entry's rounds.
+    then summarises each entry's rounds. The warm-up round compiles the compiled entries (``backend``);
+    their compile seconds (forward and backward) are reported apart, never mixed into the timings.
     """
     reduce = statistics.median if statistic == "median" else min
-    results = {}
+    results, compile_s = {}, {}
     for shape in shapes:
+        unrolls = {v + COMPILED: CompiledUnroll(backend) for v in compiled}  # fresh per shape: one compile each
         fns = {FUSED: fused_lstm_fn(*shape, device)} | {v: cell_step_fn(v, *shape, device) for v in variants}
+        fns |= {name: cell_step_fn(name.removesuffix(COMPILED), *shape, device, run) for name, run in unrolls.items()}
         for fn in fns.values():
             fn()
         rounds = [{name: time_ms(fn, device) for name, fn in fns.items()} for _ in range(repeats)]
         for name in fns:
             results.setdefault(name, []).append(reduce([r[name] for r in rounds]))
-    return results
+        for name, run in unrolls.items():
+            compile_s.setdefault(name, []).append(sum(run.compile_seconds.values()))
+    return Timings(results, compile_s)
 
 
 def format_table(results: dict[str, list[float]], shapes: tuple[tuple[int, int, int], ...]) -> str:
@@ -119,6 +142,15 @@ def format_table(results: dict[str, list[float]], shapes: tuple[tuple[int, int, 
     return "\n".join(lines)
 
 
+def format_compile_times(compile_s: dict[str, list[float]], shapes: tuple[tuple[int, int, int], ...]) -> str:
+    """One line per compiled entry: the seconds its first call took to compile, per shape."""
+    return "\n".join(
+        f"compile {name.removesuffix(COMPILED)}: "
+        + ", ".join(f"T={t} {s:.1f} s" for (t, _, _), s in zip(shapes, times, strict=True))
+        for name, times in compile_s.items()
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="*", default=all_variants(), help="cell/gate names (default: all)")
@@ -129,6 +161,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--lengths", type=int, nargs="*", default=[t for t, _, _ in SHAPES])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--compiled", nargs="*", default=[], help="cell/gate names to time compiled too")
+    parser.add_argument("--backend", default="inductor", help="torch.compile backend of the compiled rows")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -136,7 +170,10 @@ def main() -> None:
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {where}, B={args.batch}, H={args.hidden}, {args.statistic} of {args.repeats}")
-    print(format_table(measure(args.variants, shapes, args.repeats, args.statistic, device), shapes))
+    timings = measure(args.variants, shapes, args.repeats, args.statistic, device, args.compiled, args.backend)
+    print(format_table(timings.ms, shapes))
+    if timings.compile_s:
+        print(format_compile_times(timings.compile_s, shapes))
 
 
 if __name__ == "__main__":

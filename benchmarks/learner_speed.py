@@ -6,11 +6,14 @@ LSTM (``lstm/standard``) and the UR-LSTM (``lstm/ur``), on CPU and on CUDA when 
 Each figure is the median of ``--repeats`` timed repeats of ``--updates`` updates, after
 warm-up updates; batch assembly (``make_batch``) is timed separately. ``--contexts`` adds
 a context of K earlier steps to every trajectory (``actors.context_length``), which the
-learner replays before the T + 1 steps (docs/context_window.md).
+learner replays before the T + 1 steps (docs/context_window.md). ``--compile`` times the learner with
+each ``agent.core.compile`` choice (``auto`` compiles on CUDA only); the seconds that the first update
+spent compiling the core's unroll are reported apart (column ``compile s``), outside the timed updates.
 
     python -m benchmarks.learner_speed                      # everything this machine has
     python -m benchmarks.learner_speed --devices cpu --shapes 20x32 --repeats 3
     python -m benchmarks.learner_speed --shapes 20x16 --contexts 0 20 40   # the context window's cost
+    python -m benchmarks.learner_speed --devices cuda --gates ur --shapes 80x256 --compile off on   # issue 13
 """
 
 from __future__ import annotations
@@ -43,12 +46,14 @@ NUM_ACTIONS = 6
 class Result:
     device: str
     gate: str
+    compile: str
     unroll_length: int
     batch_size: int
     context_length: int
     updates_per_s: float
     samples_per_s: float
     batch_ms: float
+    compile_s: float
 
 
 def synthetic_context(agent: Agent, context_length: int, batch_size: int, rng: np.random.Generator) -> Context:
@@ -85,8 +90,8 @@ def synthetic_trajectory(
     )
 
 
-def make_learner(device: str, gate: str, hidden_size: int) -> Learner:
-    core = CoreConfig(cell="lstm", gate=gate, hidden_size=hidden_size)
+def make_learner(device: str, gate: str, hidden_size: int, compile_choice: str = "auto") -> Learner:
+    core = CoreConfig(cell="lstm", gate=gate, hidden_size=hidden_size, compile=compile_choice)
     agent = Agent(
         gym.spaces.Box(-np.inf, np.inf, shape=(OBS_SIZE,), dtype=np.float32),
         gym.spaces.Discrete(NUM_ACTIONS),
@@ -101,11 +106,20 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(
-    device: str, gate: str, unroll_length: int, batch_size: int, args: argparse.Namespace, context_length: int = 0
+    device: str,
+    gate: str,
+    unroll_length: int,
+    batch_size: int,
+    args: argparse.Namespace,
+    context_length: int = 0,
+    compile_choice: str = "auto",
 ) -> Result:
-    """Median updates/s over ``args.repeats`` repeats of ``args.updates`` updates on one batch."""
+    """Median updates/s over ``args.repeats`` repeats of ``args.updates`` updates on one batch.
+
+    The warm-up updates (at least one) pay any compilation, whose seconds ``compile_s`` reports.
+    """
     torch.manual_seed(0)
-    learner = make_learner(device, gate, args.hidden_size)
+    learner = make_learner(device, gate, args.hidden_size, compile_choice)
     rng = np.random.default_rng(0)
     traj = synthetic_trajectory(learner.agent, unroll_length, batch_size, rng, context_length)
     batch_times = []
@@ -114,7 +128,7 @@ def measure(
         batch = make_batch([traj], learner.device)
         _sync(learner.device)
         batch_times.append(time.perf_counter() - start)
-    for _ in range(args.warmup):
+    for _ in range(max(args.warmup, 1)):
         learner.update(batch)
     rates = []
     for _ in range(args.repeats):
@@ -128,12 +142,14 @@ def measure(
     return Result(
         device=str(learner.device),
         gate=gate,
+        compile=compile_choice,
         unroll_length=unroll_length,
         batch_size=batch_size,
         context_length=context_length,
         updates_per_s=rate,
         samples_per_s=rate * unroll_length * batch_size,
         batch_ms=1000 * statistics.median(batch_times),
+        compile_s=sum(learner.agent.core.compiled_unroll.compile_seconds.values()),
     )
 
 
@@ -144,6 +160,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gates", nargs="+", default=["standard", "ur"])
     parser.add_argument("--shapes", nargs="+", default=["20x32", "80x256"], help="TxB")
     parser.add_argument("--contexts", nargs="+", type=int, default=[0], help="context lengths K to time")
+    parser.add_argument("--compile", nargs="+", default=["auto"], choices=["auto", "on", "off"],
+                        help="agent.core.compile choices to time (auto: compiled on CUDA only)")  # fmt: skip
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--updates", type=int, default=3, help="updates per timed repeat")
@@ -152,24 +170,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def format_row(r: Result) -> str:
+    """One markdown table row of ``main``'s table."""
+    return (
+        f"| {r.device} | lstm/{r.gate} | {r.compile} | {r.unroll_length} | {r.batch_size} | {r.context_length} "
+        f"| {r.updates_per_s:.2f} | {r.samples_per_s:,.0f} | {r.batch_ms:.2f} | {r.compile_s:.1f} |"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, cuda: {torch.cuda.is_available()}")
-    print("| device | core | T | B | K | updates/s | samples/s | make_batch ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| device | core | compile | T | B | K | updates/s | samples/s | make_batch ms | compile s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for device in args.devices:
         for shape in args.shapes:
             unroll_length, batch_size = (int(x) for x in shape.split("x"))
             for gate in args.gates:
                 for context_length in args.contexts:
-                    r = measure(device, gate, unroll_length, batch_size, args, context_length)
-                    print(
-                        f"| {r.device} | lstm/{r.gate} | {r.unroll_length} | {r.batch_size} | {r.context_length} "
-                        f"| {r.updates_per_s:.2f} | {r.samples_per_s:,.0f} | {r.batch_ms:.2f} |",
-                        flush=True,
-                    )
+                    for compile_choice in args.compile:
+                        r = measure(device, gate, unroll_length, batch_size, args, context_length, compile_choice)
+                        print(format_row(r), flush=True)
 
 
 if __name__ == "__main__":

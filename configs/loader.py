@@ -138,9 +138,17 @@ def from_dict(schema: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     values = {}
     for name, value in data.items():
         key = prefix + name
-        values[name] = coerce(hints[name], value, key)
+        values[name] = coerce(hints[name], yaml_switch(fields[name].metadata, value), key)
         check_constraints(fields[name].metadata, values[name], key)
     return schema(**values)
+
+
+def yaml_switch(metadata: Mapping[str, Any], value: Any) -> Any:
+    """YAML 1.1 reads ``on`` and ``off`` (also ``yes``/``no``) as booleans; a choice field that offers the
+    words ``on`` and ``off`` takes them back as those words, so ``agent.core.compile=on`` means what it says."""
+    if isinstance(value, bool) and {"on", "off"} <= set(metadata.get("choices") or ()):
+        return "on" if value else "off"
+    return value
 
 
 def unknown_key_message(schema: type, prefix: str, key: str) -> str:

@@ -51,6 +51,7 @@ class EnvConfig:
 
 CELLS = ("lstm", "gru", "none")
 GATES = ("standard", "tied", "chrono", "u", "r", "ur", "o", "m", "om", "or", "um")
+COMPILE_CHOICES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class CoreConfig:
     hidden_size: int = bounded(256, 1)
     num_layers: int = bounded(1, 1)
     options: dict[str, Any] = mapping()
+    # Unroll with torch.compile (memory_cells/compiled.py): "auto" where the core runs on CUDA, where the
+    # eager cells are launch-bound; the CPU (the actors, a CPU learner) keeps the eager reference path.
+    compile: str = choice("auto", *COMPILE_CHOICES)
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,18 @@ def _loss_metrics(loss: LossOutputs, grad_norm: Tensor, clip_rho_threshold: floa
     return torch.stack([v.detach().float() for v in values])
 
 
+def model_config(agent_config: Any) -> dict[str, Any] | None:
+    """The agent config as a checkpoint records it: what the weights depend on. ``core.compile`` is left
+    out: it only picks a code path with the same results (memory_cells/compiled.py), so a run compiled on
+    a GPU resumes with ``off`` on a CPU, and checkpoints written before the switch existed still load."""
+    if not dataclasses.is_dataclass(agent_config):
+        return None
+    config = dataclasses.asdict(agent_config)
+    if isinstance(config.get("core"), dict):
+        config["core"].pop("compile", None)
+    return config
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts -> ``{"a.b": leaf}`` (for naming the first config key that differs)."""
     if not isinstance(value, dict):
@@ -263,10 +275,9 @@ class Learner:
 
     def metadata(self) -> dict[str, Any]:
         """What a checkpoint must agree on to be loaded into this learner."""
-        agent_config = getattr(self.agent, "agent_config", None)
         return {
             "agent_class": type(self.agent).__name__,
-            "agent_config": dataclasses.asdict(agent_config) if dataclasses.is_dataclass(agent_config) else None,
+            "agent_config": model_config(getattr(self.agent, "agent_config", None)),
             "parameter_shapes": {name: list(t.shape) for name, t in self.agent.state_dict().items()},
             "optimizer": f"{self.config.optimizer}/{self.config.rmsprop_eps_convention}",
         }

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_cells_benchmark_times_every_entry_and_tabulates_the_ratios():
     shapes = ((3, 2, 4), (5, 2, 4))
-    results = cells.measure(["lstm/standard", "lstm/ur", "none/standard"], shapes, repeats=2)
+    results = cells.measure(["lstm/standard", "lstm/ur", "none/standard"], shapes, repeats=2).ms
     assert list(results) == [cells.FUSED, "lstm/standard", "lstm/ur", "none/standard"]
     assert all(len(times) == len(shapes) and all(t > 0 for t in times) for times in results.values())
     table = cells.format_table(results, shapes).splitlines()
@@ -28,8 +28,17 @@ def test_cells_benchmark_times_every_entry_and_tabulates_the_ratios():
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cells_benchmark_runs_on_cuda():
-    results = cells.measure(["lstm/ur"], ((3, 2, 4),), repeats=1, device=torch.device("cuda"))
+    results = cells.measure(["lstm/ur"], ((3, 2, 4),), repeats=1, device=torch.device("cuda")).ms
     assert results["lstm/ur"][0] > 0
+
+
+def test_cells_benchmark_times_the_compiled_path_beside_the_reference_and_reports_compile_seconds_apart():
+    shapes = ((3, 2, 4),)
+    timings = cells.measure(["lstm/ur"], shapes, repeats=1, compiled=["lstm/ur"], backend="aot_eager")
+    assert list(timings.ms) == [cells.FUSED, "lstm/ur", "lstm/ur compiled"]
+    assert list(timings.compile_s) == ["lstm/ur compiled"] and timings.compile_s["lstm/ur compiled"][0] > 0
+    assert "| lstm/ur compiled |" in cells.format_table(timings.ms, shapes)
+    assert cells.format_compile_times(timings.compile_s, shapes).startswith("compile lstm/ur: T=3 ")
 
 
 def test_no_benchmark_module_shadows_a_top_level_package():
