@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
-# The GPU checks, as one script for a machine with a CUDA device (CI has none):
-#   1. the learner, cell, agent and compiled-unroll tests there (their CUDA cases run instead of skipping);
-#   2. learner updates/s on the GPU and on that machine's CPU, eager cores (benchmarks/learner_speed.py);
-#   3. every memory cell against cuDNN's fused LSTM (benchmarks/cells.py --device cuda);
-#   4. issue 13, the compiled unroll (memory_cells/compiled.py) at T=80, B=256, H=256: lstm/ur eager and
-#      compiled beside cuDNN's LSTM (goal: within 2x), and the GPU learner's UR update eager and compiled
+# The GPU checks, as one script for a machine with a CUDA device (CI has none), in order of what is
+# owed, so that a session's one call (at most 10 minutes; DEADLINE_S defaults to 540 s) gets the
+# most important figures first:
+#   1. issue 13, the compiled unroll (memory_cells/compiled.py) at T=80, B=256, H=256: lstm/ur eager and
+#      compiled beside cuDNN's LSTM (goal: within 2x), then the GPU learner's UR update eager and compiled
 #      (goal: 2x the 19.6 updates/s of docs/bench_learner.md); each compile's seconds are printed apart;
+#   2. the learner, cell, agent and compiled-unroll tests there (their CUDA cases run instead of skipping);
+#   3. learner updates/s on the GPU and on that machine's CPU, eager cores (benchmarks/learner_speed.py);
+#   4. every memory cell against cuDNN's fused LSTM (benchmarks/cells.py --device cuda);
 #   5. the synthetic copy/adding grid on the GPU (benchmarks/synthetic.py), for what is left
 #      of DEADLINE_S; unfinished runs are simply absent (the grid resumes where it stopped).
-# Each step's output goes to OUT_DIR (machine.txt, tests.txt, learner.txt, cells.txt, compiled_cells.txt,
-# compiled_learner.txt, synthetic.txt, synthetic.tar.gz with one JSON per finished run); a failing step
-# does not stop the later ones.
+# Each step's output goes to OUT_DIR (machine.txt, compiled_cells.txt, compiled_learner.txt, tests.txt,
+# learner.txt, cells.txt, synthetic.txt, synthetic.tar.gz with one JSON per finished run). Each step's
+# timeout is cut to what is left of DEADLINE_S, and a failing or cut step does not stop the later ones.
 #
 #   benchmarks/gpu_checks.sh OUT_DIR [DEADLINE_S] [SYNTHETIC FLAGS...]
-#   benchmarks/gpu_checks.sh /tmp/gpu 480 --seeds 0 1 2 --jobs 12
+#   benchmarks/gpu_checks.sh /tmp/gpu 540 --seeds 0 1 2 --jobs 12
 set -u
 out=${1:?usage: gpu_checks.sh OUT_DIR [DEADLINE_S] [SYNTHETIC FLAGS...]}
-deadline=${2:-480}
+deadline=${2:-540}
 shift $(($# < 2 ? $# : 2))
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 start=$SECONDS
+
+# step FILE SECONDS COMMAND...: run COMMAND for at most SECONDS, or what is left of the deadline if less.
+step() {
+  local file=$1 limit=$2 left
+  shift 2
+  left=$((deadline - (SECONDS - start)))
+  ((left < limit)) && limit=$left
+  if ((limit < 10)); then
+    echo "gpu_checks: no time left for $file" | tee "$out/$file"
+    return
+  fi
+  timeout -s INT -k 10 "$limit" "$@" 2>&1 | tee "$out/$file"
+}
 
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
@@ -28,19 +43,16 @@ start=$SECONDS
   echo "cpus: $(nproc)"
 } 2>&1 | tee "$out/machine.txt"
 
-# The CUDA cases of the learner and agent tests now go through the compiled unroll (agent.core.compile: auto).
-timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_learner.py tests/test_cells.py tests/test_agent.py \
-  tests/test_vtrace.py tests/test_compiled_unroll.py 2>&1 | tee "$out/tests.txt"
-
+step compiled_cells.txt 150 python3 -m benchmarks.cells --device cuda --batch 256 --lengths 80 \
+  --variants lstm/standard lstm/ur --compiled lstm/ur --repeats 5
+step compiled_learner.txt 150 python3 -m benchmarks.learner_speed --devices cuda --gates ur --shapes 80x256 \
+  --compile off on --repeats 3 --updates 5
+# The CUDA cases of the learner and agent tests go through the compiled unroll (agent.core.compile: auto).
+step tests.txt 180 python3 -m pytest -q -p no:cacheprovider tests/test_learner.py tests/test_cells.py \
+  tests/test_agent.py tests/test_vtrace.py tests/test_compiled_unroll.py
 # --compile off: the eager figures, comparable with those measured before the compiled path existed.
-timeout 120 python3 -m benchmarks.learner_speed --repeats 3 --updates 5 --compile off 2>&1 | tee "$out/learner.txt"
-
-timeout 60 python3 -m benchmarks.cells --device cuda --repeats 5 2>&1 | tee "$out/cells.txt"
-
-timeout 300 python3 -m benchmarks.cells --device cuda --batch 256 --lengths 80 --variants lstm/standard lstm/ur \
-  --compiled lstm/ur --repeats 5 2>&1 | tee "$out/compiled_cells.txt"
-timeout 300 python3 -m benchmarks.learner_speed --devices cuda --gates ur --shapes 80x256 --compile off on \
-  --repeats 3 --updates 5 2>&1 | tee "$out/compiled_learner.txt"
+step learner.txt 90 python3 -m benchmarks.learner_speed --repeats 3 --updates 5 --compile off
+step cells.txt 60 python3 -m benchmarks.cells --device cuda --repeats 5
 
 left=$((deadline - (SECONDS - start)))
 if ((left > 30)); then
