@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import synthetic
+from benchmarks import synthetic, synthetic_run
 from benchmarks import tasks_supervised as tasks
 from benchmarks.plotting import markdown_table, seed_band, smooth
 
@@ -77,7 +77,7 @@ def test_loss_tracker_matches_a_loop(window):
     rng = np.random.default_rng(window)
     losses = np.concatenate([2 + rng.random(40), rng.random(30) * 0.1])
     for threshold in (0.05, 0.2, 1.0, 5.0, -1.0):
-        tracker = synthetic.LossTracker(threshold, window)
+        tracker = synthetic_run.LossTracker(threshold, window)
         for loss in losses:
             tracker.add(float(loss))
         assert tracker.solved_at == reference_steps_to_solve(list(losses), threshold, window)
@@ -105,14 +105,14 @@ def test_smooth_and_seed_band_match_loops():
 
 
 def test_model_shapes_and_gates():
-    spec = synthetic.RunSpec(task="copy", length=3, cell="lstm", gate="ur", seed=0, hidden_size=8, batch_size=2)
-    model = synthetic.build_model(spec)
-    inputs, _ = synthetic.make_batch(spec, torch.Generator().manual_seed(0))
+    spec = synthetic_run.RunSpec(task="copy", length=3, cell="lstm", gate="ur", seed=0, hidden_size=8, batch_size=2)
+    model = synthetic_run.build_model(spec)
+    inputs, _ = synthetic_run.make_batch(spec, torch.Generator().manual_seed(0))
     outputs, gates = model(inputs, collect_gates=True)
     assert outputs.shape == (23, 2, 8) and gates["g"].shape == (23, 2, 8) and "r" in gates
-    assert synthetic.gate_options(spec) == {}
-    assert synthetic.gate_options(synthetic.RunSpec("adding", 50, "lstm", "chrono", 0)) == {"t_max": 50.0}
-    assert synthetic.gate_options(synthetic.RunSpec("copy", 480, "lstm", "chrono", 0)) == {"t_max": 500.0}
+    assert synthetic_run.gate_options(spec) == {}
+    assert synthetic_run.gate_options(synthetic_run.RunSpec("adding", 50, "lstm", "chrono", 0)) == {"t_max": 50.0}
+    assert synthetic_run.gate_options(synthetic_run.RunSpec("copy", 480, "lstm", "chrono", 0)) == {"t_max": 500.0}
     for task, length in (("copy", 5), ("adding", 7)):
         batch = tasks.make_batch(task, 3, length, torch.Generator().manual_seed(0))
         assert batch.inputs.shape == (tasks.sequence_length(task, length), 3, tasks.io_sizes(task)[0])
@@ -130,7 +130,7 @@ def test_tiny_grid_trains_saves_resumes_and_reports(tmp_path, capsys):
     ]  # fmt: skip
     result = synthetic.load_result(runs[1])
     assert "losses" not in json.loads(runs[1].read_text())  # the log holds them, the summary does not
-    assert len(result["losses"]) == 60 and 0 < len(result["g"]) <= synthetic.GATE_SAMPLES
+    assert len(result["losses"]) == 60 and 0 < len(result["g"]) <= synthetic_run.GATE_SAMPLES
     assert result["median_step_s"] > 0 and result["peak_rss_mb"] > 0
     assert result["final_loss"] == pytest.approx(np.mean(result["losses"][-50:]), rel=1e-5)
     assert all(0.0 <= g <= 1.0 for g in result["g"]) and 0.0 <= result["binary_frac"] <= 1.0
@@ -149,18 +149,18 @@ def test_tiny_grid_trains_saves_resumes_and_reports(tmp_path, capsys):
 
 
 def log_losses(path):
-    return [loss for _, loss, _ in synthetic.read_log(path)]
+    return [loss for _, loss, _ in synthetic_run.read_log(path)]
 
 
 def tiny_spec(steps, hidden=8):
-    return synthetic.RunSpec("copy", 2, "lstm", "ur", 0, hidden_size=hidden, batch_size=4, steps=steps)
+    return synthetic_run.RunSpec("copy", 2, "lstm", "ur", 0, hidden_size=hidden, batch_size=4, steps=steps)
 
 
 def test_a_stopped_run_keeps_its_log_and_resumes_bit_for_bit(tmp_path, monkeypatch):
-    whole = synthetic.train_one(tiny_spec(30), tmp_path / "whole", checkpoint_every=10)
-    expected = log_losses(synthetic.run_path(tmp_path / "whole", tiny_spec(30)).with_suffix(".csv"))
+    whole = synthetic_run.train_one(tiny_spec(30), tmp_path / "whole", checkpoint_every=10)
+    expected = log_losses(synthetic_run.run_path(tmp_path / "whole", tiny_spec(30)).with_suffix(".csv"))
     assert len(expected) == 30 and len(set(expected)) > 1
-    real_step, calls = synthetic.train_step, []
+    real_step, calls = synthetic_run.train_step, []
 
     def stop_at_26(*args):
         calls.append(1)
@@ -168,37 +168,37 @@ def test_a_stopped_run_keeps_its_log_and_resumes_bit_for_bit(tmp_path, monkeypat
             raise KeyboardInterrupt
         return real_step(*args)
 
-    monkeypatch.setattr(synthetic, "train_step", stop_at_26)
+    monkeypatch.setattr(synthetic_run, "train_step", stop_at_26)
     with pytest.raises(KeyboardInterrupt):
-        synthetic.train_one(tiny_spec(30), tmp_path / "cut", checkpoint_every=10)
-    log = synthetic.run_path(tmp_path / "cut", tiny_spec(30)).with_suffix(".csv")
+        synthetic_run.train_one(tiny_spec(30), tmp_path / "cut", checkpoint_every=10)
+    log = synthetic_run.run_path(tmp_path / "cut", tiny_spec(30)).with_suffix(".csv")
     assert log_losses(log) == expected[:25]  # the stopped run kept every step it logged
     with log.open("a") as cut:
         cut.write("26,2.07")  # and a line cut short by a kill
-    monkeypatch.setattr(synthetic, "train_step", real_step)
-    resumed = synthetic.train_one(tiny_spec(30), tmp_path / "cut", checkpoint_every=10)
+    monkeypatch.setattr(synthetic_run, "train_step", real_step)
+    resumed = synthetic_run.train_one(tiny_spec(30), tmp_path / "cut", checkpoint_every=10)
     assert log_losses(log) == expected  # steps 21-25 were dropped and trained again, identically
-    assert [step for step, _, _ in synthetic.read_log(log)] == list(range(1, 31))
+    assert [step for step, _, _ in synthetic_run.read_log(log)] == list(range(1, 31))
     for key in ("final_loss", "steps_to_solve", "binary_frac", "binary_frac_init", "g"):
         assert resumed[key] == whole[key]
 
 
 def test_a_finished_run_continues_to_more_steps(tmp_path):
-    synthetic.train_one(tiny_spec(20), tmp_path / "short", checkpoint_every=7)
-    longer = synthetic.train_one(tiny_spec(35), tmp_path / "short", checkpoint_every=7)
-    whole = synthetic.train_one(tiny_spec(35), tmp_path / "whole", checkpoint_every=7)
-    paths = [synthetic.run_path(tmp_path / d, tiny_spec(35)).with_suffix(".csv") for d in ("short", "whole")]
+    synthetic_run.train_one(tiny_spec(20), tmp_path / "short", checkpoint_every=7)
+    longer = synthetic_run.train_one(tiny_spec(35), tmp_path / "short", checkpoint_every=7)
+    whole = synthetic_run.train_one(tiny_spec(35), tmp_path / "whole", checkpoint_every=7)
+    paths = [synthetic_run.run_path(tmp_path / d, tiny_spec(35)).with_suffix(".csv") for d in ("short", "whole")]
     assert log_losses(paths[0]) == log_losses(paths[1]) and len(log_losses(paths[0])) == 35
     assert longer["final_loss"] == whole["final_loss"] and longer["g"] == whole["g"]
     with pytest.raises(ValueError, match="another run"):  # a checkpoint of other sizes is never mixed in
-        synthetic.train_one(tiny_spec(40, hidden=6), tmp_path / "short")
+        synthetic_run.train_one(tiny_spec(40, hidden=6), tmp_path / "short")
     with pytest.raises(ValueError, match="another run"):  # nor cut back to fewer steps
-        synthetic.train_one(tiny_spec(10), tmp_path / "short")
+        synthetic_run.train_one(tiny_spec(10), tmp_path / "short")
 
 
 def test_denormals_are_flushed_only_while_training():
     tiny = torch.tensor([1e-40])  # subnormal in float32
-    with synthetic.flushed_denormals() as _:
+    with synthetic_run.flushed_denormals() as _:
         if torch.set_flush_denormal(True):  # only where the CPU supports it (x86 with SSE3)
             assert (tiny * 1.0).item() == 0.0
     assert (tiny * 1.0).item() > 0.0  # torch's default is back for everything else in the process
