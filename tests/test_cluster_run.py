@@ -163,7 +163,10 @@ def test_actor_on_a_lost_node_is_replaced_on_the_remaining_nodes(cluster):
             cluster.remove_node(doomed, allow_graceful=False)
             wait_for(lambda: pool.next_refs(1) and pool.stats().restarts >= 1, 90, "the lost actor's replacement")
             assert ray.get(pool.actor(on_doomed[0]).node_id.remote()) == spare.node_id
-            wait_for(lambda: pool.next_refs(1)[0].info.actor_id == on_doomed[0], 90, "a rollout of the replacement")
+            # Usually ~10 s; in 2 of 11 runs on a loaded 2-core machine (2026-11-30) Ray took 80 s and more to
+            # start the replacement's worker on the new node, so the bound is generous: this checks that it
+            # comes, not how fast.
+            wait_for(lambda: pool.next_refs(1)[0].info.actor_id == on_doomed[0], 240, "a rollout of the replacement")
             assert pool.stats().restarts == 1
     finally:
         ray.shutdown()
