@@ -5,12 +5,15 @@
 #   1. issue 13, the compiled unroll (memory_cells/compiled.py) at T=80, B=256, H=256: lstm/ur eager and
 #      compiled beside cuDNN's LSTM (goal: within 2x), then the GPU learner's UR update eager and compiled
 #      (goal: 2x the 19.6 updates/s of docs/bench_learner.md); each compile's seconds are printed apart;
+#      then copy-500 at the paper's sizes, seconds per step eager and compiled in chunks of 25 steps
+#      (goal: 10x faster than eager's ~0.3 s; the table's s/step is the median after 2 warm-up steps);
 #   2. the learner, cell, agent and compiled-unroll tests there (their CUDA cases run instead of skipping);
 #   3. learner updates/s on the GPU and on that machine's CPU, eager cores (benchmarks/learner_speed.py);
 #   4. every memory cell against cuDNN's fused LSTM (benchmarks/cells.py --device cuda);
 #   5. the synthetic copy/adding grid on the GPU (benchmarks/synthetic.py), for what is left
 #      of DEADLINE_S; unfinished runs are simply absent (the grid resumes where it stopped).
-# Each step's output goes to OUT_DIR (machine.txt, compiled_cells.txt, compiled_learner.txt, tests.txt,
+# Each step's output goes to OUT_DIR (machine.txt, compiled_cells.txt, compiled_learner.txt,
+# copy500_eager.txt and copy500_compiled.txt with each run's per-step log beside them (.csv), tests.txt,
 # learner.txt, cells.txt, synthetic.txt, synthetic.tar.gz with one JSON per finished run). Each step's
 # timeout is cut to what is left of DEADLINE_S, and a failing or cut step does not stop the later ones.
 #
@@ -47,6 +50,16 @@ step compiled_cells.txt 150 python3 -m benchmarks.cells --device cuda --batch 25
   --variants lstm/standard lstm/ur --compiled lstm/ur --repeats 5
 step compiled_learner.txt 150 python3 -m benchmarks.learner_speed --devices cuda --gates ur --shapes 80x256 \
   --compile off on --repeats 3 --updates 5
+# Issue 13's goal 3. Separate --out folders: --compile-chunk is not part of a run's identity, so one folder
+# would resume the eager run instead of training again. The compiled run's line gives its compile seconds.
+copy500=(python3 -m benchmarks.synthetic --device cuda --task copy --copy-delay 480 --hidden 256 --batch 10
+  --gates ur --seeds 0 --steps 12)
+copy_runs=$(mktemp -d)
+step copy500_eager.txt 30 "${copy500[@]}" --out "$copy_runs/eager"
+step copy500_compiled.txt 90 "${copy500[@]}" --compile-chunk 25 --out "$copy_runs/compiled"
+for run in eager compiled; do # the per-step wall times, also of a run cut short by the timeout
+  cp "$copy_runs/$run/copy-480/lstm-ur-s0.csv" "$out/copy500_$run.csv" 2>/dev/null
+done
 # The CUDA cases of the learner and agent tests go through the compiled unroll (agent.core.compile: auto).
 step tests.txt 180 python3 -m pytest -q -p no:cacheprovider tests/test_learner.py tests/test_cells.py \
   tests/test_agent.py tests/test_vtrace.py tests/test_compiled_unroll.py

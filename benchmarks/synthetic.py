@@ -3,6 +3,7 @@
     python -m benchmarks.synthetic                            # CPU size: copy delay 100, adding length 200
     python -m benchmarks.synthetic --paper --device cuda      # the paper's sizes (copy 500, adding 2000; GPU)
     python -m benchmarks.synthetic --task copy --gates standard chrono ur --seeds 0 1 2 --jobs 2
+    python -m benchmarks.synthetic --paper --device cuda --compile-chunk 25   # compiled unroll, chunks of 25 steps
 
 Every cell x gate variant of the registry (``memory_cells.make_cell``) runs a few seeds with Adam
 1e-3 and gradient-norm clip 1 (Gu et al. 2020, section 4.1). A run streams: each batch is generated
@@ -16,6 +17,11 @@ resumes where it stopped; then ``report`` draws a learning-curve PNG per task (m
 min-max shaded), a gate histogram PNG (the effective forget gate g after training, on a fresh batch)
 and a markdown table of steps-to-solve, final loss and seconds per step. One run (streaming,
 checkpoints, resume) is ``benchmarks/synthetic_run.py``; this module is the grid, its report and the CLI.
+
+``--compile-chunk N`` trains through the compiled unroll (``memory_cells.CompiledUnroll``, issue 13's CUDA fast
+path) in chunks of N steps: one graph of N steps reused along the sequence, where compiling all 500-2000 steps
+at once would take minutes. A speed option only: it is not part of a run's identity, so a run started eager
+continues compiled and the other way round, and the summary records the seconds spent compiling (``compile_s``).
 """
 
 from __future__ import annotations
@@ -49,16 +55,22 @@ from memory_cells import GATES
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_grid(specs: list[RunSpec], out_dir: Path, jobs: int, checkpoint_every: int = CHECKPOINT_EVERY) -> list[Path]:
+def run_grid(
+    specs: list[RunSpec],
+    out_dir: Path,
+    jobs: int,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    compile_chunk: int | None = None,
+) -> list[Path]:
     """Run (or continue) every spec not done yet, ``jobs`` at a time; return all result paths."""
     todo = [s for s in specs if not is_done(run_path(out_dir, s), s)]
     print(f"{len(specs) - len(todo)} of {len(specs)} runs already done; running {len(todo)}", flush=True)
-    every = [checkpoint_every] * len(todo)
+    rest = [[out_dir] * len(todo), [checkpoint_every] * len(todo), [compile_chunk] * len(todo)]
     if jobs <= 1:
-        list(map(run_and_save, todo, [out_dir] * len(todo), every))
+        list(map(run_and_save, todo, *rest))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(run_and_save, todo, [out_dir] * len(todo), every))
+            list(pool.map(run_and_save, todo, *rest))
     return [run_path(out_dir, s) for s in specs]
 
 
@@ -166,6 +178,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY,
                         help="steps between checkpoints; a stopped run continues from its last one, and a finished "
                              "run continues when asked for more --steps")  # fmt: skip
+    parser.add_argument("--compile-chunk", type=int, default=None, metavar="N",
+                        help="train through the compiled unroll (torch.compile; the CUDA fast path) in chunks of N "
+                             "steps; default: the eager unroll. Not part of a run's identity: a run resumes either "
+                             "way")  # fmt: skip
     parser.add_argument("--paper", action="store_true",
                         help="the paper's sizes: copy delay 480 (length 500), adding 2000, hidden 256, batch 10, "
                              "20000 steps, seeds 0-2 (explicit flags after it do not override it)")  # fmt: skip
@@ -182,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     specs = make_specs(args)
     if not args.report_only:
-        run_grid(specs, args.out, args.jobs, args.checkpoint_every)
+        run_grid(specs, args.out, args.jobs, args.checkpoint_every, args.compile_chunk)
     done = [p for p in (run_path(args.out, s) for s in specs) if p.exists()]
     results = [load_result(p) for p in done]
     print(report(results, args.out, chance={t: tasks.chance_loss(t) for t in args.task}))

@@ -8,6 +8,11 @@ are tracked over a trailing window, so memory stays flat however many steps. Eve
 steps the weights, Adam's state and the data stream's position are saved (``<run>.pt``): a stopped run
 keeps its log and continues from its last checkpoint, bit for bit, and a finished one continues when
 asked for more steps. The finished run's summary is written atomically as ``<run>.json``.
+
+``compile_chunk`` (``--compile-chunk``) trains through the compiled unroll (``memory_cells.CompiledUnroll``,
+the CUDA fast path of issue 13) in chunks of that many steps. It changes the speed, not the run: it is no
+part of the ``RunSpec``, the run's paths or its checkpoint, so a run continues with or without it (the
+losses then agree to float32 rounding, not bit for bit).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks import tasks_supervised as tasks
-from memory_cells import make_cell, unroll
+from memory_cells import CompiledUnroll, make_cell, unroll
 
 SMOOTHING = 50  # steps in the trailing mean that "solved" and "final loss" read
 SOLVED_FRACTION = 0.1  # solved: the smoothed loss falls below 10% of the chance loss
@@ -58,12 +63,18 @@ class RunSpec:
 
 
 class SequenceModel(nn.Module):
-    """A memory cell and a linear read-out: ``inputs [T, B, I] -> outputs [T, B, O]``."""
+    """A memory cell and a linear read-out: ``inputs [T, B, I] -> outputs [T, B, O]``.
 
-    def __init__(self, cell: str, gate: str, input_size: int, hidden_size: int, output_size: int, **options: Any):
+    With ``compile_chunk`` the training passes unroll through ``CompiledUnroll(chunk_steps=compile_chunk)``;
+    it sits beside the layers, not around them, so the ``state_dict`` (and the checkpoint) is the same.
+    """
+
+    def __init__(self, cell: str, gate: str, input_size: int, hidden_size: int, output_size: int, *,
+                 compile_chunk: int | None = None, **options: Any):  # fmt: skip
         super().__init__()
         self.cell = make_cell(cell, gate, input_size, hidden_size, **options)
         self.head = nn.Linear(hidden_size, output_size)
+        self.compiled_unroll = None if compile_chunk is None else CompiledUnroll(chunk_steps=compile_chunk)
 
     def forward(self, inputs: Tensor, collect_gates: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         """Outputs ``[T, B, O]`` and, with ``collect_gates``, the gates ``{name: [T, B, H]}`` (else empty)."""
@@ -71,7 +82,9 @@ class SequenceModel(nn.Module):
         # One sequence per batch entry: no resets inside it (the zero initial state is the reset).
         is_first = torch.zeros(time_steps, batch, dtype=torch.bool, device=inputs.device)
         state = self.cell.initial_state(batch, device=inputs.device)
-        result = unroll(self.cell, inputs, is_first, state, collect_gates=collect_gates)
+        # The gate samples (two forward passes a run) stay eager: compiled, they would cost graphs of their own.
+        run = unroll if self.compiled_unroll is None or collect_gates else self.compiled_unroll
+        result = run(self.cell, inputs, is_first, state, collect_gates=collect_gates)
         gates = result[2] if collect_gates else {}
         return self.head(result[0]), gates
 
@@ -87,9 +100,10 @@ def make_batch(spec: RunSpec, generator: torch.Generator) -> tasks.Batch:
     return tasks.make_batch(spec.task, spec.batch_size, spec.length, generator)
 
 
-def build_model(spec: RunSpec) -> SequenceModel:
+def build_model(spec: RunSpec, compile_chunk: int | None = None) -> SequenceModel:
     input_size, output_size = tasks.io_sizes(spec.task)
-    return SequenceModel(spec.cell, spec.gate, input_size, spec.hidden_size, output_size, **gate_options(spec))
+    return SequenceModel(spec.cell, spec.gate, input_size, spec.hidden_size, output_size,
+                         compile_chunk=compile_chunk, **gate_options(spec))  # fmt: skip
 
 
 @dataclass
@@ -215,18 +229,21 @@ def flushed_denormals() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def train_one(spec: RunSpec, out_dir: Path, checkpoint_every: int = CHECKPOINT_EVERY) -> dict[str, Any]:
+def train_one(
+    spec: RunSpec, out_dir: Path, checkpoint_every: int = CHECKPOINT_EVERY, compile_chunk: int | None = None
+) -> dict[str, Any]:
     """Train one model, streaming one log line per step and a checkpoint every ``checkpoint_every`` steps;
-    continue from the run's checkpoint when there is one. Return the summary (what is saved as JSON)."""
+    continue from the run's checkpoint when there is one. Return the summary (what is saved as JSON).
+    ``compile_chunk``: train through the compiled unroll in chunks of that many steps (None: eager)."""
     with flushed_denormals():
-        return train_streaming(spec, out_dir, checkpoint_every)
+        return train_streaming(spec, out_dir, checkpoint_every, compile_chunk)
 
 
-def train_streaming(spec: RunSpec, out_dir: Path, checkpoint_every: int) -> dict[str, Any]:
+def train_streaming(spec: RunSpec, out_dir: Path, checkpoint_every: int, compile_chunk: int | None) -> dict[str, Any]:
     torch.set_num_threads(1)  # one process per run; the pool provides the parallelism
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)  # make_cell draws its initial weights (and UGI biases) from torch's RNG
-        model = build_model(spec).to(spec.device)
+        model = build_model(spec, compile_chunk).to(spec.device)
     data = torch.Generator().manual_seed(10_000 + spec.seed)
     initial = initial_gates(model, spec)  # of the freshly built model, also when resuming
     optimiser = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
@@ -254,6 +271,8 @@ def train_streaming(spec: RunSpec, out_dir: Path, checkpoint_every: int) -> dict
         "wall_time_s": wall,
         "peak_rss_mb": peak_rss_mb(),
         "binary_frac_init": initial["binary_frac"],
+        # Seconds this process spent compiling (inside wall_time_s and the first steps' wall_s); None: eager.
+        "compile_s": None if model.compiled_unroll is None else sum(model.compiled_unroll.compile_seconds.values()),
         **gates,
     }
 
@@ -269,13 +288,16 @@ def is_done(path: Path, spec: RunSpec) -> bool:
     return path.exists() and json.loads(path.read_text())["spec"]["steps"] >= spec.steps
 
 
-def run_and_save(spec: RunSpec, out_dir: Path, checkpoint_every: int = CHECKPOINT_EVERY) -> Path:
+def run_and_save(
+    spec: RunSpec, out_dir: Path, checkpoint_every: int = CHECKPOINT_EVERY, compile_chunk: int | None = None
+) -> Path:
     """Train and write the JSON atomically (a half-written file never counts as finished)."""
     path = run_path(out_dir, spec)
-    result = train_one(spec, out_dir, checkpoint_every)
+    result = train_one(spec, out_dir, checkpoint_every, compile_chunk)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(path)
+    compiled = "" if result["compile_s"] is None else f" (compiling {result['compile_s']:.0f}s)"
     print(f"{spec.task}-{spec.length} {spec.name}: final {result['final_loss']:.4f} solved@{result['steps_to_solve']} "
-          f"in {result['wall_time_s']:.0f}s, peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
+          f"in {result['wall_time_s']:.0f}s{compiled}, peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
     return path

@@ -15,6 +15,10 @@ What differs from ``unroll``, so that the loop traces into one graph with no bre
 - Static shapes (``dynamic=False``): a run's learner unroll has one shape ``[T + 1, B]``, so it is
   compiled once (once more for the calls that collect gates, once per different layer width).
   Actors step T = 1 on the CPU, where ``auto`` keeps the eager path.
+- Long sequences in chunks (``chunk_steps``): tracing grows with the steps traced (16 s for T = 81 on
+  the CPU), so the supervised tasks' T = 500-2000 would spend minutes compiling one graph. Chunked, a
+  sequence runs as consecutive chunks of N steps through one graph of N steps, the state (and its
+  gradient) carried from chunk to chunk; a shorter last chunk compiles one graph more.
 
 The plain ``unroll`` stays the reference and the CPU default; tests/test_compiled_unroll.py checks
 that both give the same outputs, final state, gates and gradients for every cell x gate variant.
@@ -68,12 +72,40 @@ def masked_unroll(
     return run_steps(cell, xp, keep_mask(is_first, xp.dtype), state, collect_gates)
 
 
-def call_key(cell: RecurrentCell, x: Tensor, collect_gates: bool) -> tuple:
+def call_key(cell: RecurrentCell, x: Tensor, state: State, collect_gates: bool) -> tuple:
     """What a call's compiled graph depends on, in the terms that the log names (the variant, x's shape,
-    dtype and device, gates or not, gradient or not); a call with a new key compiles a new graph."""
+    dtype and device, gates or not, gradient or not, which of x and the state need a gradient); a call
+    with a new key compiles a new graph."""
     spec = getattr(cell, "spec", None)
     variant = f"{spec.cell}/{spec.gate}" if spec else type(cell).__name__
-    return variant, tuple(x.shape), x.dtype, x.device.type, collect_gates, torch.is_grad_enabled()
+    needs_grad = tuple(t.requires_grad for t in (x, *state))
+    return variant, tuple(x.shape), x.dtype, x.device.type, collect_gates, torch.is_grad_enabled(), needs_grad
+
+
+def unroll_in_chunks(
+    run: Callable[..., Any],
+    chunk_steps: int,
+    cell: RecurrentCell,
+    x: Tensor,
+    is_first: Tensor,
+    state: State,
+    collect_gates: bool = False,
+) -> tuple[Tensor, State] | tuple[Tensor, State, Gates]:
+    """``run`` (an unroll) over consecutive chunks of ``chunk_steps`` steps of ``x [T, B, I]`` and ``is_first
+    [T, B]`` (the last chunk shorter when ``chunk_steps`` does not divide T), each chunk starting from the
+    state that the one before ended in, autograd linking them; outputs and gates concatenated along time.
+    Equal to ``run`` over the whole sequence: each step sees the same state, reset mask and input."""
+    outputs, gates = [], []
+    for x_chunk, first_chunk in zip(x.split(chunk_steps), is_first.split(chunk_steps), strict=True):
+        result = run(cell, x_chunk, first_chunk, state, collect_gates)
+        outputs.append(result[0])
+        state = result[1]
+        if collect_gates:
+            gates.append(result[2])
+    h = torch.cat(outputs)
+    if not collect_gates:
+        return h, state
+    return h, state, {name: torch.cat([g[name] for g in gates]) for name in gates[0]}
 
 
 def own_copy(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,10 +142,18 @@ class CompiledUnroll:
         backend: ``torch.compile``'s backend; ``inductor`` generates fused kernels, ``aot_eager``
             traces the same graphs without code generation (the tests' choice).
         mode: ``torch.compile``'s mode (None: its default).
+        chunk_steps: run sequences longer than this as chunks of this many steps through one graph
+            (``unroll_in_chunks``); None compiles the whole sequence as one graph. One key of
+            ``compile_seconds`` per chunk shape: the full chunks', and the last chunk's where
+            ``chunk_steps`` does not divide T.
     """
 
-    def __init__(self, backend: str = "inductor", mode: str | None = None) -> None:
-        self.backend, self.mode = backend, mode
+    def __init__(
+        self, backend: str | Callable[..., Any] = "inductor", mode: str | None = None, chunk_steps: int | None = None
+    ) -> None:
+        if chunk_steps is not None and chunk_steps < 1:
+            raise ValueError(f"chunk_steps must be at least 1 (or None for whole sequences), got {chunk_steps}")
+        self.backend, self.mode, self.chunk_steps = backend, mode, chunk_steps
         self.compile_seconds: dict[tuple, float] = {}
         self._compiled: Callable[..., Any] | None = None
 
@@ -131,7 +171,20 @@ class CompiledUnroll:
     def __call__(
         self, cell: RecurrentCell, x: Tensor, is_first: Tensor, state: State, collect_gates: bool = False
     ) -> tuple[Tensor, State] | tuple[Tensor, State, Gates]:
-        key = call_key(cell, x, collect_gates)
+        if self.chunk_steps is None or x.shape[0] <= self.chunk_steps:
+            return self._run(cell, x, is_first, state, collect_gates)
+        if torch.is_grad_enabled():
+            # Every later chunk starts from a state that needs a gradient (the chunk before's output); the
+            # compiler specialises on that, so a first state that needs none (the usual zeros) would compile
+            # a graph of its own. A leaf that needs a gradient (computed, then dropped) shares the graph.
+            state = tuple(s if s.requires_grad else s.detach().requires_grad_() for s in state)
+        return unroll_in_chunks(self._run, self.chunk_steps, cell, x, is_first, state, collect_gates)
+
+    def _run(
+        self, cell: RecurrentCell, x: Tensor, is_first: Tensor, state: State, collect_gates: bool
+    ) -> tuple[Tensor, State] | tuple[Tensor, State, Gates]:
+        """One call of the compiled function (a whole sequence or one chunk), timed when it compiles."""
+        key = call_key(cell, x, state, collect_gates)
         if key in self.compile_seconds:
             return self._function()(cell, x, is_first, state, collect_gates)
         start = time.perf_counter()

@@ -5,7 +5,9 @@ the gradients into the inputs, the initial state and every parameter, with episo
 and inside the unroll. The sweep uses ``torch.compile``'s ``aot_eager`` backend, which traces the same
 graphs (one per variant, no graph breaks: ``fullgraph=True``) and differentiates them as inductor
 would, but runs them without code generation; one case runs inductor's own C++ kernels where a
-compiler exists. Then the config switch (``agent.core.compile``) and its wiring into the agent's core.
+compiler exists. Chunked compilation (``chunk_steps``, for the supervised tasks' long sequences) against
+the same reference, with resets inside chunks and on their boundaries, and its graph reused from chunk to
+chunk. Then the config switch (``agent.core.compile``) and its wiring into the agent's core.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from torch._dynamo.testing import CompileCounterWithBackend
 
 import memory_cells.compiled
 from agents import Agent
@@ -55,19 +58,19 @@ def episode_starts() -> torch.Tensor:
     return is_first
 
 
-def inputs(cell: torch.nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """Random ``x [T, B, IN]`` and a random (non-zero, so that resets show) initial state, both needing grad."""
+def inputs(cell: torch.nn.Module, dtype: torch.dtype, steps: int = T) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Random ``x [steps, B, IN]`` and a random (non-zero, so that resets show) initial state, both needing grad."""
     generator = torch.Generator().manual_seed(1)
     device = next(cell.parameters()).device
-    x = torch.randn(T, B, IN, generator=generator, dtype=dtype).to(device).requires_grad_()
+    x = torch.randn(steps, B, IN, generator=generator, dtype=dtype).to(device).requires_grad_()
     shapes = [s.shape for s in cell.initial_state(B)]
     state = tuple(torch.randn(shape, generator=generator, dtype=dtype).to(device).requires_grad_() for shape in shapes)
     return x, state
 
 
-def run_and_differentiate(run, cell, x, state, collect_gates):
+def run_and_differentiate(run, cell, x, is_first, state, collect_gates):
     """Outputs of ``run`` and the gradients of a random linear function of all of them (gates included)."""
-    result = run(cell, x, episode_starts().to(x.device), state, collect_gates)
+    result = run(cell, x, is_first.to(x.device), state, collect_gates)
     outputs = [result[0], *result[1], *(result[2].values() if collect_gates else ())]
     generator = torch.Generator().manual_seed(2)
     weights = [torch.randn(out.shape, generator=generator, dtype=out.dtype).to(out.device) for out in outputs]
@@ -76,10 +79,11 @@ def run_and_differentiate(run, cell, x, state, collect_gates):
     return result, torch.autograd.grad(loss, wrt)
 
 
-def assert_same_as_reference(cell, compiled, dtype, collect_gates=True, **tolerance):
-    x, state = inputs(cell, dtype)
-    got, got_grads = run_and_differentiate(compiled, cell, x, state, collect_gates)
-    want, want_grads = run_and_differentiate(unroll, cell, x, state, collect_gates)
+def assert_same_as_reference(cell, compiled, dtype, collect_gates=True, is_first=None, **tolerance):
+    is_first = episode_starts() if is_first is None else is_first
+    x, state = inputs(cell, dtype, steps=is_first.shape[0])
+    got, got_grads = run_and_differentiate(compiled, cell, x, is_first, state, collect_gates)
+    want, want_grads = run_and_differentiate(unroll, cell, x, is_first, state, collect_gates)
     torch.testing.assert_close(got[0], want[0], **tolerance)
     torch.testing.assert_close(got[1], want[1], **tolerance)  # the final state
     if collect_gates:
@@ -118,6 +122,50 @@ def test_without_gates_and_without_grad_and_compiled_once_per_shape() -> None:
         h_ref, final_ref = unroll(cell, x, episode_starts(), state)
     torch.testing.assert_close((h, final), (h_ref, final_ref), rtol=1e-10, atol=1e-12)
     assert len(compiled.compile_seconds) == 2 and all(s > 0 for s in compiled.compile_seconds.values())
+
+
+# Chunked: T = 8 in chunks of 3 (3 + 3 + 2, the last chunk shorter). Entry 1 starts at step 0, entry 0 at
+# step 3 (a chunk's first step: the reset meets the state carried across the boundary) and at step 7 (inside
+# the last chunk), entry 2 at step 4 (inside a chunk).
+CHUNK_T, CHUNK_STEPS = 8, 3
+
+
+def chunked_episode_starts() -> torch.Tensor:
+    is_first = torch.zeros(CHUNK_T, B, dtype=torch.bool)
+    is_first[0, 1] = is_first[3, 0] = is_first[7, 0] = is_first[4, 2] = True
+    return is_first
+
+
+@pytest.mark.parametrize(("cell", "gate"), [("lstm", "ur"), ("lstm", "standard"), ("gru", "ur")])
+def test_chunked_unroll_equals_the_reference(cell: str, gate: str) -> None:
+    torch.manual_seed(0)
+    module = make_cell(cell, gate, IN, H).double()
+    compiled = CompiledUnroll(backend="aot_eager", chunk_steps=CHUNK_STEPS)
+    assert_same_as_reference(module, compiled, torch.float64, is_first=chunked_episode_starts(), rtol=1e-10, atol=1e-12)
+    # One graph for the two full chunks, one for the shorter last chunk.
+    assert [key[1][0] for key in compiled.compile_seconds] == [CHUNK_STEPS, CHUNK_T % CHUNK_STEPS]
+
+
+def test_chunks_reuse_one_graph_also_from_a_state_that_needs_no_gradient() -> None:
+    """What the supervised model does: zero initial state without grad, x without grad, weights with grad."""
+    torch.manual_seed(0)
+    cell = make_cell("lstm", "ur", IN, H).double()
+    counter = CompileCounterWithBackend("aot_eager")  # counts the graphs that torch.compile really builds
+    compiled = CompiledUnroll(backend=counter, chunk_steps=CHUNK_STEPS)
+    x = torch.randn(CHUNK_T, B, IN, dtype=torch.float64)
+    for _ in range(2):  # the second call compiles nothing
+        h, _ = compiled(cell, x, chunked_episode_starts(), cell.initial_state(B))
+        h.sum().backward()
+    # One graph for the full chunks (the first one's state is made a leaf needing grad, like the later ones'),
+    # one for the last chunk; compile_seconds has one key per graph really built.
+    assert counter.frame_count == 2 and len(compiled.compile_seconds) == 2
+    want, _ = unroll(cell, x, chunked_episode_starts(), cell.initial_state(B))
+    torch.testing.assert_close(h, want, rtol=1e-10, atol=1e-12)
+    # A sequence no longer than a chunk runs whole, as without chunks: its state needs no gradient, a graph apart.
+    compiled(cell, x[:CHUNK_STEPS], chunked_episode_starts()[:CHUNK_STEPS], cell.initial_state(B))
+    assert counter.frame_count == 3 and len(compiled.compile_seconds) == 3
+    with pytest.raises(ValueError, match="chunk_steps must be at least 1"):
+        CompiledUnroll(chunk_steps=0)
 
 
 def cpp_compiler_missing() -> bool:

@@ -13,6 +13,7 @@ import torch
 from benchmarks import synthetic, synthetic_run
 from benchmarks import tasks_supervised as tasks
 from benchmarks.plotting import markdown_table, seed_band, smooth
+from memory_cells import CompiledUnroll
 
 
 def test_copy_batch_layout():
@@ -194,6 +195,29 @@ def test_a_finished_run_continues_to_more_steps(tmp_path):
         synthetic_run.train_one(tiny_spec(40, hidden=6), tmp_path / "short")
     with pytest.raises(ValueError, match="another run"):  # nor cut back to fewer steps
         synthetic_run.train_one(tiny_spec(10), tmp_path / "short")
+
+
+def test_compiled_chunks_give_the_eager_losses_and_a_run_switches_between_them(tmp_path, monkeypatch):
+    """``compile_chunk`` is a speed option: the same losses (float32 rounding apart), and no part of the run's
+    identity, so a run trained compiled continues eager from its checkpoint."""
+    eager = synthetic_run.train_one(tiny_spec(6), tmp_path / "eager", checkpoint_every=3)
+    made = []
+
+    def traced_only(**options):  # aot_eager: the graphs and backward of inductor, without a C++ build
+        made.append(CompiledUnroll(backend="aot_eager", **options))
+        return made[-1]
+
+    monkeypatch.setattr(synthetic_run, "CompiledUnroll", traced_only)
+    compiled = synthetic_run.train_one(tiny_spec(3), tmp_path / "mixed", checkpoint_every=3, compile_chunk=8)
+    synthetic_run.train_one(tiny_spec(6), tmp_path / "mixed", checkpoint_every=3)  # continued eager
+    losses = [
+        log_losses(synthetic_run.run_path(tmp_path / d, tiny_spec(6)).with_suffix(".csv")) for d in ("eager", "mixed")
+    ]
+    assert len(losses[1]) == 6 and len(set(losses[1])) > 1
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    assert eager["compile_s"] is None and compiled["compile_s"] > 0
+    # copy-2 is T = 22 steps: chunks of 8, 8 and 6, two graphs for all 3 steps (the gate samples stay eager).
+    assert len(made) == 1 and [key[1][0] for key in made[0].compile_seconds] == [8, 6]
 
 
 def test_denormals_are_flushed_only_while_training():
