@@ -148,6 +148,10 @@ class LearnerConfig:
     baseline_cost: float = bounded(0.5, 0.0)
     entropy_cost: float = bounded(0.01, 0.0)
     grad_norm_clip: float | None = bounded(40.0, 0.0, low_open=True)
+    # Optimiser steps per batch (APPO when > 1: later passes reuse the first pass's V-trace targets).
+    epochs_per_batch: int = bounded(1, 1)
+    # PPO's ratio clip against the policy of a batch's first pass; None: IMPALA's policy gradient.
+    ppo_clip: float | None = bounded(None, 0.0, low_open=True)
     reward_clip: float | None = bounded(None, 0.0, low_open=True)
     # "popart" learns the baseline in normalised units and scales advantages by 1/std (Hessel et al. 2019),
     # so that one set of hyper-parameters serves returns of any scale; "none" regresses raw returns.

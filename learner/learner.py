@@ -42,11 +42,21 @@ if TYPE_CHECKING:
 CHECKPOINT_FORMAT = 1
 
 
+class Targets(NamedTuple):
+    """What every pass over one batch shares, computed once at its first pass (constants)."""
+
+    vtrace: VTraceReturns  # [T, B]
+    log_rhos: Tensor  # [T, B] log pi_old(a|x) - log mu(a|x)
+    old_log_probs: Tensor  # [T, B] log pi_old(a|x): the policy at the first pass (PPO's anchor)
+
+
 class LossOutputs(NamedTuple):
     terms: LossTerms  # scalars, with gradient
     vtrace: VTraceReturns  # [T, B], constants
     log_rhos: Tensor  # [T, B], no gradient
     entropy: Tensor  # [T, B], with gradient
+    targets: Targets  # the batch's constants, for later passes
+    log_probs: Tensor  # [T, B] log pi(a|x) of this pass, no gradient
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,12 +91,42 @@ def replay(agent: nn.Module, batch: Batch, collect_gates: bool = False) -> Agent
     return output._replace(policy_logits=output.policy_logits[skip:], baseline=output.baseline[skip:], gates=gates)
 
 
+def vtrace_targets(
+    batch: Batch, log_probs: Tensor, output: AgentOutput, distribution: ActionDistribution, config: LearnerConfig
+) -> Targets:
+    """V-trace's targets and advantages for ``batch`` under the policy and values of ``output``.
+
+    ``log_probs`` [T, B] are ``log pi(a_t|x_t)`` of ``output``; everything returned is detached.
+    """
+    rewards = batch.reward[:-1]
+    if config.reward_clip is not None:
+        rewards = rewards.clamp(-config.reward_clip, config.reward_clip)
+    discounts = step_discounts(batch.terminated[:-1], batch.truncated[:-1], config.discount)
+    behaviour_log_probs = distribution.log_prob(batch.behaviour_logits[:-1], batch.action[:-1])
+    log_probs = log_probs.detach()
+    log_rhos = log_probs - behaviour_log_probs
+    vt = config.vtrace
+    returns = from_importance_weights(
+        log_rhos,
+        discounts,
+        rewards,
+        output.baseline[:-1].detach(),
+        output.baseline[-1].detach(),
+        clip_rho_threshold=vt.clip_rho_threshold,
+        clip_pg_rho_threshold=vt.clip_pg_rho_threshold,
+        clip_c_threshold=vt.clip_c_threshold,
+        lambda_=vt.lambda_,
+    )
+    return Targets(vtrace=returns, log_rhos=log_rhos, old_log_probs=log_probs)
+
+
 def impala_loss(
     batch: Batch,
     output: AgentOutput,
     distribution: ActionDistribution,
     config: LearnerConfig,
     value_head: ValueHead | None = None,
+    targets: Targets | None = None,
 ) -> LossOutputs:
     """The IMPALA loss of one replayed batch.
 
@@ -94,43 +134,43 @@ def impala_loss(
         batch: ``[T+1, B]`` trajectories on the learner's device.
         output: the agent's ``AgentOutput`` over all T+1 steps (policy_logits [T+1, B, L], baseline [T+1, B]).
         distribution: the agent's ``ActionDistribution`` (``log_prob``, ``entropy``).
-        config: discount, reward clip, V-trace thresholds and the loss weights.
+        config: discount, reward clip, V-trace thresholds, the loss weights and ``ppo_clip``.
         value_head: with PopArt, the head whose statistics normalise the baseline regression and
             scale the advantages by ``1 / std`` (V-trace itself runs on returns); None: raw returns.
+        targets: the batch's V-trace targets from an earlier pass (``learner.epochs_per_batch`` > 1);
+            None computes them from ``output``, as at a batch's first pass.
     """
     logits, values = output.policy_logits[:-1], output.baseline[:-1]
-    bootstrap_value = output.baseline[-1]
-    actions = batch.action[:-1]
-    rewards = batch.reward[:-1]
-    if config.reward_clip is not None:
-        rewards = rewards.clamp(-config.reward_clip, config.reward_clip)
-    discounts = step_discounts(batch.terminated[:-1], batch.truncated[:-1], config.discount)
-
-    target_log_probs = distribution.log_prob(logits, actions)  # [T, B], with gradient
-    behaviour_log_probs = distribution.log_prob(batch.behaviour_logits[:-1], actions)
-    log_rhos = (target_log_probs - behaviour_log_probs).detach()
-    vt = config.vtrace
-    returns = from_importance_weights(
-        log_rhos,
-        discounts,
-        rewards,
-        values.detach(),
-        bootstrap_value.detach(),
-        clip_rho_threshold=vt.clip_rho_threshold,
-        clip_pg_rho_threshold=vt.clip_pg_rho_threshold,
-        clip_c_threshold=vt.clip_c_threshold,
-        lambda_=vt.lambda_,
-    )
+    target_log_probs = distribution.log_prob(logits, batch.action[:-1])  # [T, B], with gradient
+    if targets is None:
+        targets = vtrace_targets(batch, target_log_probs, output, distribution, config)
+    returns = targets.vtrace
     entropy = distribution.entropy(logits)
-    pg_advantages, fitted, targets = returns.pg_advantages, values, returns.vs
+    pg_advantages, fitted, fit_targets = returns.pg_advantages, values, returns.vs
     if value_head is not None:
         # (V - mean) / std is the head's linear output itself: the same gradient, in normalised units.
         pg_advantages = pg_advantages / value_head.std
-        fitted, targets = value_head.normalise(values), value_head.normalise(returns.vs)
+        fitted, fit_targets = value_head.normalise(values), value_head.normalise(returns.vs)
     terms = total_loss(
-        target_log_probs, pg_advantages, fitted, targets, entropy, config.baseline_cost, config.entropy_cost
+        target_log_probs,
+        pg_advantages,
+        fitted,
+        fit_targets,
+        entropy,
+        config.baseline_cost,
+        config.entropy_cost,
+        old_action_log_probs=targets.old_log_probs,
+        ppo_clip=config.ppo_clip,
     )
-    return LossOutputs(terms=terms, vtrace=returns, log_rhos=log_rhos, entropy=entropy)
+    return LossOutputs(terms, returns, targets.log_rhos, entropy, targets, target_log_probs.detach())
+
+
+def clip_fraction(loss: LossOutputs, ppo_clip: float | None) -> Tensor:
+    """The share of trained steps whose ratio ``pi / pi_old`` lies outside ``1 +- ppo_clip`` (0 without clipping)."""
+    if ppo_clip is None:
+        return torch.zeros((), device=loss.log_probs.device)
+    ratio = torch.exp(loss.log_probs - loss.targets.old_log_probs)
+    return ((ratio - 1.0).abs() > ppo_clip).float().mean()
 
 
 def _loss_metrics(loss: LossOutputs, grad_norm: Tensor, clip_rho_threshold: float | None) -> Tensor:
@@ -228,43 +268,65 @@ class Learner:
     def update(self, batch: Batch, collect_gates: Literal[True]) -> tuple[dict[str, float], dict[str, Tensor]]: ...
 
     def update(self, batch: Batch, collect_gates: bool = False):
-        """One synchronous IMPALA step on ``batch`` (``[T+1, B]``, on this learner's device).
+        """One synchronous IMPALA update on ``batch`` (``[T+1, B]``, on this learner's device).
 
-        Returns the metrics of ``metrics.LEARNER_METRICS``; with ``collect_gates`` also the
+        With ``learner.epochs_per_batch`` K > 1 the batch is replayed K times, one optimiser step each,
+        all passes sharing the V-trace targets of the first (APPO: with ``learner.ppo_clip`` the policy
+        term is PPO's clipped surrogate against the first pass's policy). The update counts once: one
+        weight version, one tick of the learning-rate schedule, one PopArt statistics update.
+
+        Returns the metrics of ``metrics.LEARNER_METRICS`` (the loss terms, entropy and gradient norm of
+        the first pass; ``policy/ppo_clip_frac`` after the last); with ``collect_gates`` also the first
         replay's gate activations ``{name: [T, B, H]}`` as CPU tensors (steps 0..T-1, the trained ones;
         never the context's).
-        A non-finite loss or gradient norm skips the optimiser step: weights, optimiser state
-        and the schedule stay as they were, and ``optim/skipped_steps`` counts it.
+        A non-finite loss or gradient norm skips that optimiser step and the passes after it: weights,
+        optimiser state and the schedule stay as they were, and ``optim/skipped_steps`` counts it.
         """
         start = time.perf_counter()
-        output = replay(self.agent, batch, collect_gates)
-        loss = impala_loss(batch, output, self.agent.distribution, self.config, self.value_head)
+        lr = learning_rate_at(self.updates, self.config, self.total_updates)
+        targets, first, stepped = None, None, False
+        for epoch in range(self.config.epochs_per_batch):
+            output = replay(self.agent, batch, collect_gates and epoch == 0)
+            loss = impala_loss(batch, output, self.agent.distribution, self.config, self.value_head, targets)
+            host, finite = self._step(loss, lr)
+            if first is None:
+                first, gates, targets = host, output.gates, loss.targets
+            if not finite:
+                break
+            stepped = True
+        if stepped:
+            if self.value_head is not None:
+                popart = self.config.popart
+                update_value_head(self.value_head, targets.vtrace.vs, popart.step_size, popart.min_std)
+            self.updates += 1
+            self.version += 1
+        self.env_steps += batch.num_steps
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # so that learner_ms includes the optimiser's kernels
+        clip_frac = float(clip_fraction(loss, self.config.ppo_clip)) if self.config.epochs_per_batch > 1 else 0.0
+        values = first[:6] + [lr] + first[6:] + [1000 * (time.perf_counter() - start), float(self.skipped_steps)]
+        values += value_statistics(self.value_head) + [clip_frac]
+        result = dict(zip(m.LEARNER_METRICS, values, strict=True))
+        if not collect_gates:
+            return result
+        return result, {name: gate[:-1].detach().cpu() for name, gate in gates.items()}
+
+    def _step(self, loss: LossOutputs, lr: float) -> tuple[list[float], bool]:
+        """Backward and one optimiser step at ``lr``, unless the loss or gradient norm is not finite
+        (then counted in ``skipped_steps``). Returns the metrics on the host and whether it stepped."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.terms.total.backward()
         max_norm = self.config.grad_norm_clip if self.config.grad_norm_clip is not None else float("inf")
         grad_norm = nn.utils.clip_grad_norm_(self.agent.parameters(), max_norm)
         host = _loss_metrics(loss, grad_norm, self.config.vtrace.clip_rho_threshold).cpu().tolist()  # one sync
-        lr = learning_rate_at(self.updates, self.config, self.total_updates)
-        if all(map(_finite, host[:6])):
+        finite = all(map(_finite, host[:6]))
+        if finite:
             set_learning_rate(self.optimizer, lr)
             self.optimizer.step()
-            if self.value_head is not None:
-                popart = self.config.popart
-                update_value_head(self.value_head, loss.vtrace.vs, popart.step_size, popart.min_std)
-            self.updates += 1
-            self.version += 1
         else:
             self.skipped_steps += 1
         self.optimizer.zero_grad(set_to_none=True)
-        self.env_steps += batch.num_steps
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # so that learner_ms includes the optimiser's kernels
-        values = host[:6] + [lr] + host[6:] + [1000 * (time.perf_counter() - start), float(self.skipped_steps)]
-        values += value_statistics(self.value_head)
-        result = dict(zip(m.LEARNER_METRICS, values, strict=True))
-        if not collect_gates:
-            return result
-        return result, {name: gate[:-1].detach().cpu() for name, gate in output.gates.items()}
+        return host, finite
 
     def get_weights(self) -> tuple[int, dict[str, Tensor]]:
         """``(version, state_dict)`` with CPU copies of every tensor, ready for one ``ray.put``.

@@ -34,6 +34,22 @@ def policy_gradient_loss(action_log_probs: Tensor, pg_advantages: Tensor) -> Ten
     return -torch.sum(action_log_probs * pg_advantages.detach())
 
 
+def clipped_policy_gradient_loss(
+    action_log_probs: Tensor, old_action_log_probs: Tensor, pg_advantages: Tensor, clip: float
+) -> Tensor:
+    """PPO's clipped surrogate (Schulman et al. 2017, eq. 7), summed: ``- sum min(r A, clip(r, 1-e, 1+e) A)``.
+
+    ``r_t = pi(a_t|x_t) / pi_old(a_t|x_t)``, where ``pi_old`` is the policy that computed the advantages
+    (the learner's at the batch's first pass). At ``r = 1`` the gradient is the plain policy gradient's;
+    a step whose ratio has already moved past ``1 +- clip`` in the advantage's direction gets none, which
+    bounds the policy's change per *state* over several passes on one batch.
+    """
+    ratio = torch.exp(action_log_probs - old_action_log_probs.detach())
+    advantages = pg_advantages.detach()
+    surrogate = torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
+    return -torch.sum(surrogate)
+
+
 def baseline_loss(values: Tensor, vs: Tensor) -> Tensor:
     """``0.5 * sum_t,b (vs_t - V(x_t))^2``: values [T, B] (with gradient), vs [T, B] (target, detached).
 
@@ -55,6 +71,8 @@ def total_loss(
     entropy: Tensor,
     baseline_cost: float,
     entropy_cost: float,
+    old_action_log_probs: Tensor | None = None,
+    ppo_clip: float | None = None,
 ) -> LossTerms:
     """IMPALA's objective: ``pg + baseline_cost * baseline + entropy_cost * entropy``.
 
@@ -65,11 +83,16 @@ def total_loss(
         vs: [T, B] V-trace value targets (constant).
         entropy: [T, B] entropy of the learner's policy at each step (with gradient).
         baseline_cost, entropy_cost: the weights of the two auxiliary terms.
+        old_action_log_probs, ppo_clip: with both, the policy term is PPO's clipped surrogate against
+            ``old_action_log_probs`` [T, B] (``clipped_policy_gradient_loss``); otherwise IMPALA's.
 
     Returns:
         ``LossTerms`` whose weighted parts add up to ``total``.
     """
-    pg = policy_gradient_loss(action_log_probs, pg_advantages)
+    if ppo_clip is None or old_action_log_probs is None:
+        pg = policy_gradient_loss(action_log_probs, pg_advantages)
+    else:
+        pg = clipped_policy_gradient_loss(action_log_probs, old_action_log_probs, pg_advantages, ppo_clip)
     baseline = baseline_cost * baseline_loss(values, vs)
     entropy_term = entropy_cost * entropy_loss(entropy)
     return LossTerms(total=pg + baseline + entropy_term, pg=pg, baseline=baseline, entropy=entropy_term)

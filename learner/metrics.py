@@ -17,6 +17,8 @@ LOSS_BASELINE = "losses/baseline"  # baseline_cost * 0.5 * sum (vs - V)^2
 LOSS_ENTROPY = "losses/entropy"  # entropy_cost * (- sum entropy); the three weighted terms add up to the total
 
 POLICY_ENTROPY = "policy/entropy"  # mean entropy of the learner's policy per step
+# Share of trained steps whose pi / pi_old lay outside 1 +- learner.ppo_clip in the last pass (0 with one pass).
+POLICY_PPO_CLIP_FRAC = "policy/ppo_clip_frac"
 
 OPTIM_GRAD_NORM = "optim/grad_norm"  # global norm before clipping
 OPTIM_LEARNING_RATE = "optim/learning_rate"
@@ -58,4 +60,5 @@ LEARNER_METRICS = (
     OPTIM_SKIPPED_STEPS,
     VALUE_NORM_MEAN,
     VALUE_NORM_STD,
+    POLICY_PPO_CLIP_FRAC,
 )
