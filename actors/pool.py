@@ -7,7 +7,9 @@ steps its environments while the learner computes. A call returns two objects: a
 it, so the driver never copies trajectory data unless it is the learner. Each weight
 version is put in the object store once; every rollout call carries that reference, boxed
 in a list so that Ray does not resolve it, and an actor fetches it only when the version
-is newer than its own. Trajectories more than ``max_policy_lag`` versions old are dropped.
+is newer than its own. Finished rollouts are taken in the order they were requested, so a
+fast actor's cannot crowd out another's. Trajectories more than ``max_policy_lag`` versions
+old are dropped.
 An actor that dies (killed, out of memory, segfault) is replaced with a fresh one, its
 in-flight rollouts discarded; an exception raised inside a rollout is re-raised.
 """
@@ -82,6 +84,22 @@ class _RemoteWorker:
         self._worker.close()
 
 
+def _first_ready(refs: list[ray.ObjectRef]) -> ray.ObjectRef:
+    """The first of ``refs``, in list order, that is done; blocks until one is.
+
+    Not ``ray.wait(refs, num_returns=1)``: when several refs are done it returns one picked
+    in the order of Ray's hash set of their IDs, not in list order. After a node loss the
+    other actor's newest rollout won every time: the replacement's finished rollouts were
+    passed over for minutes and, never asked for more, it idled. ``ray.wait`` keeps the
+    input order in its ready list, so asking for every done ref, without waiting, serves
+    rollouts in the order they were requested.
+    """
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+    if not ready:
+        ready, _ = ray.wait(refs, num_returns=1)
+    return ready[0]
+
+
 @dataclass(frozen=True)
 class _Request:
     actor_id: int
@@ -136,7 +154,7 @@ class RayActorPool:
         start = time.perf_counter()
         batch: list[TrajectoryRef] = []
         while len(batch) < n:
-            (info_ref,), _ = ray.wait(list(self._pending), num_returns=1)
+            info_ref = _first_ready(list(self._pending))
             request = self._pending.pop(info_ref)
             try:
                 info: RolloutInfo = ray.get(info_ref)
