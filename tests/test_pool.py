@@ -70,7 +70,7 @@ def test_published_weights_are_a_copy():
 # machine), so the tests share two pools, each used by consecutive tests in file order.
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never join a running Ray
     yield
     ray.shutdown()
 
