@@ -52,11 +52,17 @@ class Targets(NamedTuple):
 
 class LossOutputs(NamedTuple):
     terms: LossTerms  # scalars, with gradient
-    vtrace: VTraceReturns  # [T, B], constants
-    log_rhos: Tensor  # [T, B], no gradient
     entropy: Tensor  # [T, B], with gradient
-    targets: Targets  # the batch's constants, for later passes
+    targets: Targets  # the batch's constants, shared by later passes
     log_probs: Tensor  # [T, B] log pi(a|x) of this pass, no gradient
+
+    @property
+    def vtrace(self) -> VTraceReturns:
+        return self.targets.vtrace
+
+    @property
+    def log_rhos(self) -> Tensor:
+        return self.targets.log_rhos
 
 
 def resolve_device(name: str) -> torch.device:
@@ -162,7 +168,7 @@ def impala_loss(
         old_action_log_probs=targets.old_log_probs,
         ppo_clip=config.ppo_clip,
     )
-    return LossOutputs(terms, returns, targets.log_rhos, entropy, targets, target_log_probs.detach())
+    return LossOutputs(terms, entropy, targets, target_log_probs.detach())
 
 
 def clip_fraction(loss: LossOutputs, ppo_clip: float | None) -> Tensor:
@@ -279,8 +285,9 @@ class Learner:
         the first pass; ``policy/ppo_clip_frac`` after the last); with ``collect_gates`` also the first
         replay's gate activations ``{name: [T, B, H]}`` as CPU tensors (steps 0..T-1, the trained ones;
         never the context's).
-        A non-finite loss or gradient norm skips that optimiser step and the passes after it: weights,
-        optimiser state and the schedule stay as they were, and ``optim/skipped_steps`` counts it.
+        A non-finite loss or gradient norm skips that optimiser step and the passes after it, and
+        ``optim/skipped_steps`` counts it; the steps of earlier passes stand. When the first pass is
+        skipped, weights, optimiser state and the schedule stay as they were.
         """
         start = time.perf_counter()
         lr = learning_rate_at(self.updates, self.config, self.total_updates)

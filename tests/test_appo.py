@@ -112,20 +112,22 @@ def test_epochs_share_one_vtrace_and_count_as_one_update():
 
 
 def largest_log_ratio(clip):
-    """Twenty passes at a large rate over one batch: the largest |log pi_new / pi_old| on its steps."""
+    """Twenty passes at a large rate over one batch: the largest |log pi_new / pi_old| on its steps,
+    and the update's ``policy/ppo_clip_frac``."""
     agent = build_agent("real", box(2), gym.spaces.Discrete(2))
     config = learner_config(optimizer="adam", learning_rate=2e-2, entropy_cost=0.0, epochs_per_batch=20, ppo_clip=clip)
     learner = Learner(agent, config, total_updates=10)
     batch = learner.make_batch([ChainRollouts("bandit", 16, 2, agent).rollout(8)])
     with torch.no_grad():
         before = torch.log_softmax(replay(learner.agent, batch).policy_logits[:-1], -1)
-    learner.update(batch)
+    clip_frac = learner.update(batch)[m.POLICY_PPO_CLIP_FRAC]
     with torch.no_grad():
         after = torch.log_softmax(replay(learner.agent, batch).policy_logits[:-1], -1)
-    return float((after - before).abs().max())
+    return float((after - before).abs().max()), clip_frac
 
 
 def test_the_clip_bounds_how_far_many_passes_move_the_policy():
-    unclipped, clipped = largest_log_ratio(None), largest_log_ratio(0.1)
+    (unclipped, no_clip_frac), (clipped, clip_frac) = largest_log_ratio(None), largest_log_ratio(0.1)
     assert unclipped > 1.0  # twenty plain policy-gradient steps move it far
     assert clipped < 0.5 * unclipped, (clipped, unclipped)
+    assert no_clip_frac == 0.0 and 0.0 < clip_frac <= 1.0  # the metric sees the clipped steps
