@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from learner import learner as learner_module
 from learner import losses
 from learner import metrics as m
 from learner.learner import Learner, replay
@@ -131,3 +132,31 @@ def test_the_clip_bounds_how_far_many_passes_move_the_policy():
     assert unclipped > 1.0  # twenty plain policy-gradient steps move it far
     assert clipped < 0.5 * unclipped, (clipped, unclipped)
     assert no_clip_frac == 0.0 and 0.0 < clip_frac <= 1.0  # the metric sees the clipped steps
+
+
+def test_a_non_finite_later_pass_stops_the_passes_and_keeps_the_earlier_steps(monkeypatch):
+    agent = build_agent("real", box(3), gym.spaces.Discrete(2))
+    learner = Learner(agent, learner_config(optimizer="adam", epochs_per_batch=3, ppo_clip=0.2), total_updates=10)
+    single = Learner(copy.deepcopy(agent), learner_config(optimizer="adam", ppo_clip=0.2), total_updates=10)
+    batch = learner.make_batch([ChainRollouts("terminate", 4, 2, agent).rollout(5)])
+    reference = single.update(batch)
+
+    passes = []
+    clean_replay = learner_module.replay
+
+    def replay_with_a_nan_second_pass(agent, batch, collect_gates=False):
+        output = clean_replay(agent, batch, collect_gates)
+        passes.append(output)
+        return output._replace(baseline=output.baseline * float("nan")) if len(passes) == 2 else output
+
+    monkeypatch.setattr(learner_module, "replay", replay_with_a_nan_second_pass)
+    result = learner.update(batch)
+
+    assert len(passes) == 2  # the third pass never ran
+    assert learner.skipped_steps == 1 and result[m.OPTIM_SKIPPED_STEPS] == 1.0
+    assert learner.updates == 1 and learner.version == 1  # the first pass's step counts as the update
+    assert all(int(state["step"]) == 1 for state in learner.optimizer.state.values())
+    assert float(learner.value_head.count) == 1
+    for name, tensor in single.agent.state_dict().items():  # exactly the one-pass update's weights
+        torch.testing.assert_close(learner.agent.state_dict()[name], tensor, rtol=0, atol=0)
+    assert result[m.LOSS_TOTAL] == pytest.approx(reference[m.LOSS_TOTAL], rel=1e-6)  # the first pass's metrics
