@@ -5,9 +5,6 @@
     h_t, s_t   = core(x_t, s_{t-1}), with s reset to the initial state where is_first_t
     logits_t, baseline_t = heads(h_t)
 
-With ``agent.critic: separate`` the baseline comes from a second torso and core of its own
-(``agents/critic.py``) over the same inputs, and only the policy's logits from ``h_t``.
-
 Actors call it with T = 1 and carry ``state``; the learner calls it once over the whole
 unroll from the stored initial state; both give the same outputs for the same inputs
 (one code path: the core is always unrolled over ``[T, B]``). The previous reward is
@@ -23,10 +20,9 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from agents.core import Core, State, core_input
-from agents.critic import SeparateCritic
+from agents.core import Core, State
 from agents.distributions import ActionDistribution, make_distribution
-from agents.heads import ActorCriticHeads, PolicyHead, ValueHead
+from agents.heads import ActorCriticHeads, ValueHead
 from agents.spaces import fold_time
 from agents.torsos import make_torso
 from configs.schema import AgentConfig
@@ -52,31 +48,22 @@ class Agent(nn.Module):
         self.distribution: ActionDistribution = make_distribution(action_space)
         self.torso = make_torso(observation_space, agent_config.torso, agent_config.mlp_sizes)
         # + one-hot previous action (num_logits wide for Discrete and MultiDiscrete) + previous reward.
-        extra_input_size = self.distribution.num_logits + 1
-        self.core = Core(self.torso.out_features + extra_input_size, agent_config.core)
-        hidden_size, num_logits = agent_config.core.hidden_size, self.distribution.num_logits
-        self.critic: SeparateCritic | None = None
-        if agent_config.critic == "separate":
-            self.heads: nn.Module = PolicyHead(hidden_size, num_logits)
-            self.critic = SeparateCritic(observation_space, agent_config, extra_input_size)
-        else:
-            self.heads = ActorCriticHeads(hidden_size, num_logits)
-        self._policy_state_size = len(self.core.initial_state(1))
+        core_input_size = self.torso.out_features + self.distribution.num_logits + 1
+        self.core = Core(core_input_size, agent_config.core)
+        self.heads = ActorCriticHeads(agent_config.core.hidden_size, self.distribution.num_logits)
 
     @property
     def value_head(self) -> ValueHead:
         """The baseline head, whose PopArt statistics the learner moves (``learner/popart.py``)."""
-        return self.heads.baseline if self.critic is None else self.critic.baseline
+        return self.heads.baseline
 
     @property
     def num_logits(self) -> int:
         return self.distribution.num_logits
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        """The core state at the start of an episode: a flat tuple of ``[batch_size, ...]`` tensors
-        (the policy core's, then the separate critic's core's if there is one)."""
-        state = self.core.initial_state(batch_size, device)
-        return state if self.critic is None else state + self.critic.initial_state(batch_size, device)
+        """The core state at the start of an episode: a flat tuple of ``[batch_size, ...]`` tensors."""
+        return self.core.initial_state(batch_size, device)
 
     def forward(
         self,
@@ -102,16 +89,12 @@ class Agent(nn.Module):
         """
         device = self.heads.policy.weight.device
         folded_obs, (time, batch) = fold_time(self.observation_space, obs, num_leading=2, device=device)
+        features = self.torso(folded_obs).reshape(time, batch, -1)
         action_input = self.distribution.one_hot(torch.as_tensor(prev_action, device=device))
         reward_input = torch.as_tensor(prev_reward, device=device).float().clamp(-1.0, 1.0).unsqueeze(-1)
-        extra = torch.cat([action_input, reward_input], dim=-1)
+        core_input = torch.cat([features, action_input, reward_input], dim=-1)
         is_first = torch.as_tensor(is_first, device=device).bool()
         state = tuple(torch.as_tensor(tensor, device=device) for tensor in state)
-        policy_state, critic_state = state[: self._policy_state_size], state[self._policy_state_size :]
-        x = core_input(self.torso, folded_obs, time, extra)
-        h, new_state, gates = self.core(x, is_first, policy_state, collect_gates=collect_gates)
-        logits = self.heads.policy(h)
-        if self.critic is None:
-            return AgentOutput(logits, self.heads.baseline(h), gates), new_state
-        baseline, new_critic_state = self.critic(folded_obs, time, extra, is_first, critic_state)
-        return AgentOutput(logits, baseline, gates), new_state + new_critic_state
+        h, new_state, gates = self.core(core_input, is_first, state, collect_gates=collect_gates)
+        heads = self.heads(h)
+        return AgentOutput(heads.policy_logits, heads.baseline, gates), new_state

@@ -28,13 +28,6 @@ from memory_cells import CompiledUnroll, make_cell, unroll, use_compiled
 State = tuple[Tensor, ...]
 
 
-def core_input(torso: nn.Module, folded_obs: object, time: int, extra: Tensor) -> Tensor:
-    """``torso(obs)`` unfolded to ``[T, B, F]`` and concatenated with ``extra [T, B, E]`` (the
-    one-hot previous action and the clipped previous reward): the core's input ``[T, B, F + E]``."""
-    features = torso(folded_obs).reshape(time, extra.shape[1], -1)
-    return torch.cat([features, extra], dim=-1)
-
-
 def gate_key(layer: int, name: str) -> str:
     """``f`` for layer 0, ``layer1/f`` for layer 1, ... (the ``AgentOutput.gates`` convention)."""
     return name if layer == 0 else f"layer{layer}/{name}"

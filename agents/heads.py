@@ -45,18 +45,6 @@ class ValueHead(nn.Module):
         return (value - self.mean) / self.std
 
 
-class PolicyHead(nn.Module):
-    """``h [T, B, H] -> policy_logits [T, B, num_logits]``: the heads of an agent whose critic has its
-    own network (``agents.critic.SeparateCritic``)."""
-
-    def __init__(self, hidden_size: int, num_logits: int) -> None:
-        super().__init__()
-        self.policy = orthogonal_(nn.Linear(hidden_size, num_logits), gain=POLICY_GAIN)
-
-    def forward(self, h: Tensor) -> Tensor:
-        return self.policy(h)
-
-
 class ActorCriticHeads(nn.Module):
     """``h [T, B, H] -> (policy_logits [T, B, num_logits], baseline [T, B])``."""
 

@@ -81,10 +81,6 @@ class AgentConfig:
     torso: str = choice("auto", "auto", "mlp", "shallow_conv", "deep_conv")
     mlp_sizes: tuple[int, ...] = (64, 64)
     core: CoreConfig = field(default_factory=CoreConfig)
-    # "shared": IMPALA's one torso and core under both heads. "separate": the critic has a torso and
-    # core of its own (agents/critic.py), so value errors cannot move the policy; twice the core's
-    # compute (docs/value_normalisation.md, "A fifth round").
-    critic: str = choice("shared", "shared", "separate")
 
 
 @dataclass(frozen=True)

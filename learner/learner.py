@@ -221,14 +221,9 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-# Agent config keys added after checkpoints were first written, with the value those checkpoints had.
-_AGENT_KEYS_ADDED_LATER = {"critic": "shared"}
-
-
 def _first_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | None:
     """A one-line description of the first difference between two checkpoint metadata records."""
-    saved_config = {**_AGENT_KEYS_ADDED_LATER, **_flatten(saved["agent_config"] or {})}
-    current_config = _flatten(current["agent_config"] or {})
+    saved_config, current_config = _flatten(saved["agent_config"] or {}), _flatten(current["agent_config"] or {})
     if saved["agent_config"] is not None and current["agent_config"] is not None:
         for key in sorted(set(saved_config) | set(current_config)):
             if saved_config.get(key) != current_config.get(key):

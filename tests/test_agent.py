@@ -44,11 +44,10 @@ def make_agent(
     torso: str = "auto",
     options: dict[str, Any] | None = None,
     seed: int = 0,
-    critic: str = "shared",
 ) -> Agent:
     torch.manual_seed(seed)
     core = CoreConfig(cell=cell, gate=gate, hidden_size=hidden_size, num_layers=num_layers, options=options or {})
-    return Agent(obs_space, action_space, AgentConfig(torso=torso, mlp_sizes=(8,), core=core, critic=critic))
+    return Agent(obs_space, action_space, AgentConfig(torso=torso, mlp_sizes=(8,), core=core))
 
 
 def batch_sample(space: gym.Space, time: int, batch: int) -> Any:
@@ -128,51 +127,6 @@ def test_two_layer_unroll_equals_single_steps(cell: str, gate: str) -> None:
         unrolled, final = agent(**data, state=state, collect_gates=True)
         stepped, stepped_final = run_steps(agent, data, state)
     assert_same(unrolled, stepped, final, stepped_final)
-
-
-@pytest.mark.parametrize(
-    ("cell", "gate", "num_layers"), [("lstm", "ur", 2), ("gru", "standard", 1), ("none", "standard", 1)]
-)
-def test_a_separate_critic_unrolls_as_it_steps_and_carries_its_own_state(cell: str, gate: str, num_layers: int) -> None:
-    agent = make_agent(cell=cell, gate=gate, num_layers=num_layers, critic="separate")
-    policy_only = make_agent(cell=cell, gate=gate, num_layers=num_layers)
-    assert len(agent.initial_state(B)) == 2 * len(policy_only.initial_state(B))  # policy core's, then critic's
-    data = inputs(VECTOR, DISCRETE)
-    state = tuple(torch.randn_like(s) for s in agent.initial_state(B))
-    with torch.no_grad():
-        unrolled, final = agent(**data, state=state, collect_gates=True)
-        stepped, stepped_final = run_steps(agent, data, state)
-        # The critic's half of the state moves only the baseline; the policy's half only the logits.
-        size = len(state) // 2
-        other_critic_state = state[:size] + tuple(torch.randn_like(s) for s in state[size:])
-        moved, _ = agent(**data, state=other_critic_state)
-    assert_same(unrolled, stepped, final, stepped_final)
-    torch.testing.assert_close(moved.policy_logits, unrolled.policy_logits, rtol=0, atol=0)
-    assert cell == "none" or not torch.allclose(moved.baseline[0], unrolled.baseline[0])
-    assert set(unrolled.gates) == set(
-        policy_only(**data, state=policy_only.initial_state(B), collect_gates=True)[0].gates
-    )
-
-
-def test_a_separate_critic_shares_no_parameter_or_gradient_with_the_policy() -> None:
-    agent = make_agent(cell="lstm", gate="ur", critic="separate")
-    critic_names = {f"critic.{name}" for name, _ in agent.critic.named_parameters()}
-    assert agent.value_head is agent.critic.baseline and not hasattr(agent.heads, "baseline")
-    for target in ("policy_logits", "baseline"):
-        agent.zero_grad(set_to_none=True)
-        output, _ = agent(**inputs(VECTOR, DISCRETE), state=agent.initial_state(B))
-        getattr(output, target).square().sum().backward()
-        for name, parameter in agent.named_parameters():
-            reached = parameter.grad is not None and bool(parameter.grad.abs().sum() > 0)
-            assert reached == ((name in critic_names) == (target == "baseline")), (target, name)
-
-
-def test_the_shared_critic_keeps_impala_s_parameter_names() -> None:
-    """Checkpoints of the shared agent stay loadable: its state_dict has no critic entries."""
-    names = {name.split(".")[0] for name in make_agent(cell="lstm", gate="ur").state_dict()}
-    assert names == {"torso", "core", "heads"}
-    separate = {name.split(".")[0] for name in make_agent(cell="lstm", gate="ur", critic="separate").state_dict()}
-    assert separate == {"torso", "core", "heads", "critic"}
 
 
 def test_an_episode_start_inside_the_unroll_equals_a_fresh_start() -> None:

@@ -40,10 +40,10 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
-def build_agent(kind, obs_space, action_space, hidden=16, gate="standard", seed=0, critic="shared"):
+def build_agent(kind, obs_space, action_space, hidden=16, gate="standard", seed=0):
     torch.manual_seed(seed)
     cell = "lstm" if kind == "tiny" else real_cell()
-    config = AgentConfig(mlp_sizes=(16,), core=CoreConfig(cell=cell, gate=gate, hidden_size=hidden), critic=critic)
+    config = AgentConfig(mlp_sizes=(16,), core=CoreConfig(cell=cell, gate=gate, hidden_size=hidden))
     if kind == "tiny":
         return TinyAgent(obs_space, action_space, config)
     from agents import Agent
@@ -300,20 +300,6 @@ def test_checkpoint_from_another_model_fails_naming_the_mismatch(tmp_path):
         real_ur.load_checkpoint(tmp_path / "real.pt")
 
 
-def test_a_checkpoint_from_before_the_critic_option_loads_and_a_separate_critic_is_told_apart(tmp_path):
-    shared = Learner(build_agent("real", box(3), gym.spaces.Discrete(2)), learner_config(), 10)
-    shared.save_checkpoint(tmp_path / "shared.pt")
-    state = torch.load(tmp_path / "shared.pt", weights_only=False)
-    del state["metadata"]["agent_config"]["critic"]  # as written before agent.critic existed
-    torch.save(state, tmp_path / "old.pt")
-    Learner(build_agent("real", box(3), gym.spaces.Discrete(2)), learner_config(), 10).load_checkpoint(
-        tmp_path / "old.pt"
-    )
-    separate = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), critic="separate"), learner_config(), 10)
-    with pytest.raises(ValueError, match="critic is 'shared' in the checkpoint, 'separate' here"):
-        separate.load_checkpoint(tmp_path / "old.pt")
-
-
 def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     learner = Learner(build_agent("tiny", box(3), gym.spaces.Discrete(2)), learner_config(), 10)
     path = tmp_path / "ckpt.pt"
@@ -345,7 +331,7 @@ def test_get_weights_are_cpu_copies_loadable_by_an_actor_agent():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", [*AGENT_KINDS, "real-separate-critic"])
+@pytest.mark.parametrize("kind", AGENT_KINDS)
 @pytest.mark.parametrize("mode", ["terminate", "truncate"])
 def test_baseline_learns_analytic_values(kind, mode):
     """One action, so rho = 1: the baseline must reach the discounted values of the chain.
@@ -353,8 +339,7 @@ def test_baseline_learns_analytic_values(kind, mode):
     terminate: V(k) = sum_{j < 3 - k} 0.5^j = 1.75, 1.5, 1. truncate (reward + 0.5 * V_inf at the cut):
     V = 1 / (1 - 0.5) = 2 everywhere; ignoring the truncation would give 4, dropping the bootstrap 1.75 / 1.5 / 1.
     """
-    critic = "separate" if kind.endswith("separate-critic") else "shared"
-    agent = build_agent(kind.split("-")[0], box(3), gym.spaces.Discrete(1), critic=critic)
+    agent = build_agent(kind, box(3), gym.spaces.Discrete(1))
     config = learner_config(optimizer="adam", learning_rate=3e-3, discount=0.5, entropy_cost=0.0)
     learner = Learner(agent, config, total_updates=300)
     rollouts = ChainRollouts(mode, 8, 1, agent)

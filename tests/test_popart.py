@@ -107,9 +107,9 @@ def chain_batch(agent, seed=1):
     return traj, make_batch([traj], "cpu")
 
 
-def real_agent(hidden=8, critic="shared"):
+def real_agent(hidden=8):
     torch.manual_seed(0)
-    config = AgentConfig(mlp_sizes=(8,), core=CoreConfig(cell="lstm", gate="ur", hidden_size=hidden), critic=critic)
+    config = AgentConfig(mlp_sizes=(8,), core=CoreConfig(cell="lstm", gate="ur", hidden_size=hidden))
     return Agent(gym.spaces.Box(0.0, 1.0, shape=(3,), dtype=np.float32), gym.spaces.Discrete(3), config)
 
 
@@ -136,10 +136,9 @@ def test_loss_regresses_normalised_values_and_divides_advantages_by_std():
     np.testing.assert_allclose(loss.vtrace.vs.numpy(), vs, atol=1e-4)  # V-trace itself runs on returns
 
 
-@pytest.mark.parametrize("critic", ["shared", "separate"])
-def test_an_update_moves_the_statistics_without_moving_the_baseline(critic):
+def test_an_update_moves_the_statistics_without_moving_the_baseline():
     """With a vanishing learning rate only PopArt acts: the statistics follow vs, V(x) stays put."""
-    agent = real_agent(critic=critic)
+    agent = real_agent()
     _, batch = chain_batch(agent)
     config = LearnerConfig(device="cpu", optimizer="adam", learning_rate=1e-12, discount=0.9)
     learner = Learner(agent, config, total_updates=10)
@@ -151,7 +150,7 @@ def test_an_update_moves_the_statistics_without_moving_the_baseline(critic):
 
     before = baseline()
     metrics = learner.update(batch)
-    assert int(agent.value_head.count) == 1 and learner.value_head is agent.value_head
+    assert int(agent.value_head.count) == 1
     assert metrics["value/norm_mean"] == pytest.approx(metrics["vtrace/vs_mean"], rel=1e-5)  # n = 1: the batch mean
     np.testing.assert_allclose(baseline(), before, rtol=1e-4, atol=1e-5)
 
