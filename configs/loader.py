@@ -247,12 +247,18 @@ def check_constraints(metadata: Mapping[str, Any], value: Any, key: str) -> None
         hint = f" (did you mean '{nearest[0]}'?)" if nearest else ""
         raise ConfigError(f"config key '{key}' = {value!r} is not one of: {', '.join(map(str, choices))}{hint}")
     low, high = metadata.get("low"), metadata.get("high")
-    low_open = metadata.get("low_open", False)
+    if low is None and high is None:
+        return
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            check_constraints(metadata, item, f"{key}[{i}]")
+        return
+    low_open, high_open = metadata.get("low_open", False), metadata.get("high_open", False)
     too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and value > high
+    too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
-        left = "(" if low_open else "["
-        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
         raise ConfigError(f"config key '{key}' = {value!r} is out of range; allowed: {interval}")
 
 

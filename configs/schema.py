@@ -17,9 +17,17 @@ def choice(default: Any, *allowed: Any) -> Any:
     return field(default=default, metadata={"choices": allowed})
 
 
-def bounded(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False) -> Any:
-    """A numeric field in ``[low, high]`` (``(low, high]`` when ``low_open``); ``None`` ends are unbounded."""
-    return field(default=default, metadata={"low": low, "high": high, "low_open": low_open})
+def bounded(
+    default: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
+    """A numeric field in ``[low, high]`` (an end is excluded when ``low_open`` / ``high_open``); ``None`` ends are
+    unbounded. On a tuple field the bounds hold for every element."""
+    return field(default=default, metadata={"low": low, "high": high, "low_open": low_open, "high_open": high_open})
 
 
 def mapping() -> Any:
@@ -142,7 +150,7 @@ class LearnerConfig:
     rmsprop_eps: float = bounded(0.01, 0.0, low_open=True)
     # "pytorch" adds eps outside the square root, "tensorflow" inside (IMPALA's TF code).
     rmsprop_eps_convention: str = choice("pytorch", "pytorch", "tensorflow")
-    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_betas: tuple[float, float] = bounded((0.9, 0.999), 0.0, 1.0, high_open=True)
     adam_eps: float = bounded(1e-8, 0.0, low_open=True)
     discount: float = bounded(0.99, 0.0, 1.0)
     baseline_cost: float = bounded(0.5, 0.0)

@@ -52,6 +52,8 @@ def test_integral_float_is_accepted_for_an_integer():
         ("actors.num_actors=0", "out of range"),
         ("env.id=[1, 2]", "must be a string"),
         ("learner.adam_betas=[0.9]", "must be a list of 2 values"),
+        ("learner.adam_betas=[1.0,0.999]", "'learner.adam_betas[0]' = 1.0 is out of range; allowed: [0.0, 1.0)"),
+        ("learner.adam_betas=[0.0,-0.5]", "'learner.adam_betas[1]' = -0.5 is out of range"),
         ("env=3", "'env' must be a mapping"),
         ("novalue", "is not of the form key.path=value"),
     ],
