@@ -4,11 +4,13 @@ This is the test that the value-scale bug (issue 10) would have failed: without 
 normalisation the UR-LSTM agent stayed at the random policy's ~22 for a million steps, because
 the baseline's regression onto returns of ~100 swamped the policy gradient. With PopArt the
 best 100-episode mean passes 4x random play within 100k env steps in every run measured (32 runs
-of 100k-200k steps, 2026-11-30: it first passes 88 at 45k-76k steps, and the best is 187-426;
-without PopArt the mean stayed at 23). The *final* mean is not asserted: at this constant rate
-it oscillates, and 2 of 33 runs ended a 100k budget in a dip (26 and 65) after peaking above 200
-(the instability that issue 10 still tracks). The rate is held constant: the preset's linear decay
-would reach zero at this small budget and halve the learning.
+of 100k-200k steps with Adam's momentum at 0.9, 2026-11-30: it first passes 88 at 45k-76k steps,
+and the best is 187-426; without PopArt the mean stayed at 23; 6 runs of the preset without
+momentum, 2026-12-01: first past 88 at 40k-60k steps, best 170-248). The *final* mean is not
+asserted: at this constant rate it oscillates, and 2 of the 33 runs with momentum ended a 100k
+budget in a dip (26 and 65) after peaking above 200 (the instability that issue 10 still tracks).
+The rate is held constant: the preset's linear decay would reach zero at this small budget and
+halve the learning.
 """
 
 from __future__ import annotations
