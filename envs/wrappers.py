@@ -9,6 +9,8 @@ that the environment will not overwrite later:
 * ``FramesLast`` puts Atari's stacked frames last, giving the HWC images the
   convolutional torso expects;
 * ``CopyObservation`` copies array observations that an environment may reuse;
+* ``ActionSubset`` keeps some of a ``Discrete`` action set (named in ``env.wrappers``, e.g. MiniGrid's
+  turn-left, turn-right and forward, without the pick-up/drop/toggle/done that do nothing in a maze);
 * ``SeedOnFirstReset`` applies ``make_env``'s seed at the first reset.
 """
 
@@ -88,6 +90,31 @@ class CopyObservation(gym.ObservationWrapper):
 
     def observation(self, observation: Any) -> Any:
         return np.array(observation, copy=True) if isinstance(observation, np.ndarray) else observation
+
+
+class ActionSubset(gym.ActionWrapper):
+    """The agent chooses among ``actions`` of the wrapped ``Discrete`` space: its action ``i`` is ``actions[i]``.
+
+    Actions that never do anything in a task (MiniGrid's ``pickup``, ``drop``, ``toggle`` and ``done`` in
+    ``MiniGrid-Memory``) still take a step and dilute a uniform initial policy's exploration.
+    """
+
+    def __init__(self, env: gym.Env, actions: list[int] | tuple[int, ...]) -> None:
+        super().__init__(env)
+        space = env.action_space
+        if not isinstance(space, spaces.Discrete):
+            raise ValueError(f"ActionSubset needs a Discrete action space, got {space}")
+        valid = range(int(space.start), int(space.start + space.n))
+        kept = [int(action) for action in actions]
+        if not kept or len(set(kept)) != len(kept) or any(action not in valid for action in kept):
+            raise ValueError(
+                f"ActionSubset actions {list(actions)} must be distinct and in [{valid.start}, {valid.stop - 1}]"
+            )
+        self._actions = kept
+        self.action_space = spaces.Discrete(len(kept))
+
+    def action(self, action: Any) -> int:
+        return self._actions[int(action)]
 
 
 class SeedOnFirstReset(gym.Wrapper):

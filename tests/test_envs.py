@@ -16,7 +16,7 @@ from gymnasium import spaces
 import envs.registration
 from configs.schema import EnvConfig, WrapperConfig
 from envs import make_env, register_envs, validate_env_config, validate_env_id
-from envs.wrappers import CopyObservation, FlattenToVector, FramesLast
+from envs.wrappers import ActionSubset, CopyObservation, FlattenToVector, FramesLast
 
 
 def installed(*modules: str) -> bool:
@@ -193,6 +193,41 @@ def test_frames_last_orders_oldest_to_newest() -> None:
     np.testing.assert_array_equal(obs[1, 2], [2, 3, 4, 5])
 
 
+class RecordAction(ToyEnv):
+    """``ToyEnv`` with five actions that records the last one it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action_space = spaces.Discrete(5)
+        self.last_action: int | None = None
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        self.last_action = action
+        return super().step(action)
+
+
+def test_action_subset_maps_each_choice_to_its_action() -> None:
+    raw = RecordAction()
+    env = ActionSubset(raw, actions=[4, 0, 2])
+    env.reset()
+    assert env.action_space == spaces.Discrete(3)
+    for chosen, passed in [(0, 4), (1, 0), (2, 2)]:
+        env.step(chosen)
+        assert raw.last_action == passed
+
+
+@pytest.mark.parametrize("actions", [[], [0, 0], [5], [-1]])
+def test_action_subset_refuses_bad_actions_in_one_line(actions: list[int]) -> None:
+    with pytest.raises(ValueError, match=r"distinct and in \[0, 4\]") as info:
+        ActionSubset(RecordAction(), actions=actions)
+    assert "\n" not in str(info.value)
+
+
+def test_action_subset_needs_discrete_actions() -> None:
+    with pytest.raises(ValueError, match="Discrete"):
+        ActionSubset(gym.make("Pendulum-v1"), actions=[0])
+
+
 def test_atari_preprocessing_on_refuses_non_atari_env() -> None:
     with pytest.raises(ValueError, match="Atari"):
         validate_env_config(EnvConfig(id="CartPole-v1", atari_preprocessing="on"))
@@ -240,3 +275,9 @@ def test_minigrid_builds_as_vector_or_pixels() -> None:
     obs, _ = env.reset()
     assert obs.shape == (56, 56, 3) and obs.dtype == np.uint8
     assert env.step(2)[0].shape == (56, 56, 3)
+    # MiniGrid's navigation actions only, by path as a preset names them.
+    turn_and_walk = WrapperConfig(path="envs.wrappers:ActionSubset", kwargs={"actions": [0, 1, 2]})
+    env = make_env(EnvConfig(id="MiniGrid-Empty-5x5-v0", wrappers=(turn_and_walk,)), seed=0)
+    env.reset()
+    assert env.action_space == spaces.Discrete(3)
+    assert env.unwrapped.agent_dir == 0 and env.step(1)[0][:4].tolist() == [0.0, 1.0, 0.0, 0.0]
