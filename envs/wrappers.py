@@ -108,7 +108,7 @@ class ActionSubset(gym.ActionWrapper):
         kept = [int(action) for action in actions]
         if not kept or len(set(kept)) != len(kept) or any(action not in valid for action in kept):
             raise ValueError(
-                f"ActionSubset actions {list(actions)} must be distinct and in [{valid.start}, {valid.stop - 1}]"
+                f"ActionSubset actions {list(actions)} must be one or more distinct actions in [{valid.start}, {valid.stop - 1}]"
             )
         self._actions = kept
         self.action_space = spaces.Discrete(len(kept))

@@ -218,7 +218,7 @@ def test_action_subset_maps_each_choice_to_its_action() -> None:
 
 @pytest.mark.parametrize("actions", [[], [0, 0], [5], [-1]])
 def test_action_subset_refuses_bad_actions_in_one_line(actions: list[int]) -> None:
-    with pytest.raises(ValueError, match=r"distinct and in \[0, 4\]") as info:
+    with pytest.raises(ValueError, match=r"one or more distinct actions in \[0, 4\]") as info:
         ActionSubset(RecordAction(), actions=actions)
     assert "\n" not in str(info.value)
 
