@@ -3,7 +3,7 @@
     features_t = torso(obs_t)                                              [T, B, F]
     x_t        = concat(features_t, one_hot(prev_action_t), clip(prev_reward_t, -1, 1))
     h_t, s_t   = core(x_t, s_{t-1}), with s reset to the initial state where is_first_t
-    logits_t, baseline_t = heads(h_t)
+    logits_t, baseline_t = heads(h_t)                 (each head: optional hidden ReLU layers, then linear)
 
 Actors call it with T = 1 and carry ``state``; the learner calls it once over the whole
 unroll from the stored initial state; both give the same outputs for the same inputs
@@ -50,7 +50,9 @@ class Agent(nn.Module):
         # + one-hot previous action (num_logits wide for Discrete and MultiDiscrete) + previous reward.
         core_input_size = self.torso.out_features + self.distribution.num_logits + 1
         self.core = Core(core_input_size, agent_config.core)
-        self.heads = ActorCriticHeads(agent_config.core.hidden_size, self.distribution.num_logits)
+        self.heads = ActorCriticHeads(
+            agent_config.core.hidden_size, self.distribution.num_logits, tuple(agent_config.head_sizes)
+        )
 
     @property
     def value_head(self) -> ValueHead:

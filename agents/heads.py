@@ -1,10 +1,15 @@
 """The actor-critic heads on top of the core: policy logits and the scalar baseline V(s).
 
-Both are single linear maps of the core output ``h [T, B, H]``, as in IMPALA. The policy
-head starts with a small orthogonal gain (``POLICY_GAIN``) so the initial policy is close
-to uniform; the baseline head with gain 1 (``agents/initialisation.py``).
+Each is a linear map of the core output ``h [T, B, H]``, as in IMPALA, after its own hidden
+``Linear -> ReLU`` layers when ``agent.head_sizes`` names some (none by default). Those layers
+let the policy form conjunctions of what the core remembers and what it sees now (MiniGrid's
+Memory task turns on "the remembered cue XOR the side it is on"), which a linear map of ``h``
+can express only if the cell itself has formed them; rl-starter-files' MiniGrid agents keep
+one hidden layer per head for the same reason. The policy head's last layer starts with a
+small orthogonal gain (``POLICY_GAIN``) so the initial policy is close to uniform; the
+baseline's with gain 1, the hidden layers with ReLU's (``agents/initialisation.py``).
 
-The baseline's linear map works in normalised units and the head turns its output back into
+The baseline's last linear map works in normalised units and the head turns its output back into
 returns: ``V(h) = std * (w . h + b) + mean``. With ``learner.value_norm: popart`` the learner
 moves ``mean`` and ``std`` towards the value targets (``learner/popart.py``), so a core whose
 output is bounded by ``tanh`` can still follow returns of any scale; otherwise they stay 0
@@ -18,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from agents.initialisation import BASELINE_GAIN, POLICY_GAIN, orthogonal_
+from agents.initialisation import BASELINE_GAIN, POLICY_GAIN, RELU_GAIN, orthogonal_
 
 
 class HeadOutput(NamedTuple):
@@ -26,19 +31,32 @@ class HeadOutput(NamedTuple):
     baseline: Tensor  # [T, B]
 
 
-class ValueHead(nn.Module):
-    """``h [..., H] -> V(h) [...]``: a linear map in normalised units and the statistics that undo it."""
+def hidden_layers(in_features: int, sizes: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    """``Linear -> ReLU`` for each of ``sizes`` and the width they end at (an empty tuple: identity)."""
+    layers: list[nn.Module] = []
+    for size in sizes:
+        layers += [orthogonal_(nn.Linear(in_features, size), gain=RELU_GAIN), nn.ReLU()]
+        in_features = size
+    return nn.Sequential(*layers), in_features
 
-    def __init__(self, hidden_size: int) -> None:
+
+class ValueHead(nn.Module):
+    """``h [..., H] -> V(h) [...]``: hidden layers, a linear map in normalised units, the statistics that undo it.
+
+    PopArt rescales ``linear`` only: the hidden layers feed it features that do not depend on the statistics.
+    """
+
+    def __init__(self, hidden_size: int, hidden_sizes: tuple[int, ...] = ()) -> None:
         super().__init__()
-        self.linear = orthogonal_(nn.Linear(hidden_size, 1), gain=BASELINE_GAIN)
+        self.hidden, width = hidden_layers(hidden_size, hidden_sizes)
+        self.linear = orthogonal_(nn.Linear(width, 1), gain=BASELINE_GAIN)
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("mean_sq", torch.ones(()))  # E[target^2]: std starts at 1
         self.register_buffer("std", torch.ones(()))
         self.register_buffer("count", torch.zeros(()))  # statistics updates so far
 
     def forward(self, h: Tensor) -> Tensor:
-        return self.std * self.linear(h).squeeze(-1) + self.mean
+        return self.std * self.linear(self.hidden(h)).squeeze(-1) + self.mean
 
     def normalise(self, value: Tensor) -> Tensor:
         """Returns -> the units of the linear map (``(value - mean) / std``)."""
@@ -48,10 +66,12 @@ class ValueHead(nn.Module):
 class ActorCriticHeads(nn.Module):
     """``h [T, B, H] -> (policy_logits [T, B, num_logits], baseline [T, B])``."""
 
-    def __init__(self, hidden_size: int, num_logits: int) -> None:
+    def __init__(self, hidden_size: int, num_logits: int, hidden_sizes: tuple[int, ...] = ()) -> None:
         super().__init__()
-        self.policy = orthogonal_(nn.Linear(hidden_size, num_logits), gain=POLICY_GAIN)
-        self.baseline = ValueHead(hidden_size)
+        # Separate hidden layers per head, so that the baseline's regression does not shape the policy's features.
+        self.policy_hidden, width = hidden_layers(hidden_size, hidden_sizes)
+        self.policy = orthogonal_(nn.Linear(width, num_logits), gain=POLICY_GAIN)
+        self.baseline = ValueHead(hidden_size, hidden_sizes)
 
     def forward(self, h: Tensor) -> HeadOutput:
-        return HeadOutput(self.policy(h), self.baseline(h))
+        return HeadOutput(self.policy(self.policy_hidden(h)), self.baseline(h))

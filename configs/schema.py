@@ -89,6 +89,8 @@ class AgentConfig:
     torso: str = choice("auto", "auto", "mlp", "shallow_conv", "deep_conv")
     mlp_sizes: tuple[int, ...] = (64, 64)
     core: CoreConfig = field(default_factory=CoreConfig)
+    # Hidden ReLU layers between the core and each head (policy and baseline have their own); () as IMPALA.
+    head_sizes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

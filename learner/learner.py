@@ -202,12 +202,16 @@ def _loss_metrics(loss: LossOutputs, grad_norm: Tensor, clip_rho_threshold: floa
 def model_config(agent_config: Any) -> dict[str, Any] | None:
     """The agent config as a checkpoint records it: what the weights depend on. ``core.compile`` is left
     out: it only picks a code path with the same results (memory_cells/compiled.py), so a run compiled on
-    a GPU resumes with ``off`` on a CPU, and checkpoints written before the switch existed still load."""
+    a GPU resumes with ``off`` on a CPU, and checkpoints written before the switch existed still load.
+    ``head_sizes`` is left out while empty (no hidden head layers), so that checkpoints written before
+    it existed still load; the parameter shapes tell any other value apart."""
     if not dataclasses.is_dataclass(agent_config):
         return None
     config = dataclasses.asdict(agent_config)
     if isinstance(config.get("core"), dict):
         config["core"].pop("compile", None)
+    if not config.get("head_sizes", ()):
+        config.pop("head_sizes", None)
     return config
 
 

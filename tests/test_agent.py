@@ -44,10 +44,11 @@ def make_agent(
     torso: str = "auto",
     options: dict[str, Any] | None = None,
     seed: int = 0,
+    head_sizes: tuple[int, ...] = (),
 ) -> Agent:
     torch.manual_seed(seed)
     core = CoreConfig(cell=cell, gate=gate, hidden_size=hidden_size, num_layers=num_layers, options=options or {})
-    return Agent(obs_space, action_space, AgentConfig(torso=torso, mlp_sizes=(8,), core=core))
+    return Agent(obs_space, action_space, AgentConfig(torso=torso, mlp_sizes=(8,), core=core, head_sizes=head_sizes))
 
 
 def batch_sample(space: gym.Space, time: int, batch: int) -> Any:
@@ -327,6 +328,45 @@ def test_torso_and_heads_are_orthogonal_with_zero_biases() -> None:
             assert_orthogonal(layer.weight, np.sqrt(2.0))
             assert not layer.bias.any()
     assert not agent.heads.policy.bias.any() and not agent.heads.baseline.linear.bias.any()
+
+
+def test_head_sizes_put_hidden_relu_layers_before_each_head() -> None:
+    """``head_sizes`` = (5, 4): h -> Linear 5 -> ReLU -> Linear 4 -> ReLU -> last linear, per head (float64 reference)."""
+    agent = make_agent(VECTOR, DISCRETE, head_sizes=(5, 4))
+    plain = make_agent(VECTOR, DISCRETE)
+    assert set(dict(agent.named_parameters())) - set(dict(plain.named_parameters())) == {
+        f"heads.{head}.{index}.{kind}" for head in ("policy_hidden", "baseline.hidden")
+        for index in (0, 2) for kind in ("weight", "bias")
+    }  # fmt: skip
+    assert agent.heads.policy.in_features == agent.heads.baseline.linear.in_features == 4
+    for layer in (*agent.heads.policy_hidden, *agent.heads.baseline.hidden):
+        if isinstance(layer, torch.nn.Linear):
+            assert_orthogonal(layer.weight, np.sqrt(2.0))
+    with torch.no_grad():
+        torch.nn.init.normal_(agent.heads.baseline.linear.bias)  # make every term of the reference count
+        agent.value_head.mean.fill_(1.5)
+        agent.value_head.std.fill_(3.0)
+    h = torch.randn(7, 6)
+    weights = {name: value.detach().double().numpy() for name, value in agent.heads.named_parameters()}
+
+    def mlp(x: np.ndarray, prefix: str) -> np.ndarray:
+        for index in (0, 2):
+            x = np.maximum(x @ weights[f"{prefix}.{index}.weight"].T + weights[f"{prefix}.{index}.bias"], 0.0)
+        return x
+
+    x = h.double().numpy()
+    logits = mlp(x, "policy_hidden") @ weights["policy.weight"].T + weights["policy.bias"]
+    value = (
+        3.0 * (mlp(x, "baseline.hidden") @ weights["baseline.linear.weight"].T + weights["baseline.linear.bias"])[:, 0]
+    )
+    output = agent.heads(h)
+    np.testing.assert_allclose(output.policy_logits.detach().numpy(), logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(output.baseline.detach().numpy(), value + 1.5, rtol=1e-5, atol=1e-6)
+    # Gradients reach the hidden layers through the whole agent.
+    out, _ = agent(**inputs(VECTOR, DISCRETE), state=agent.initial_state(B))
+    (out.policy_logits.square().sum() + out.baseline.square().sum()).backward()
+    for name, parameter in agent.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
 def forget_gates_at_rest(agent: Agent) -> dict[str, np.ndarray]:

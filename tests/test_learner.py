@@ -40,10 +40,12 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
-def build_agent(kind, obs_space, action_space, hidden=16, gate="standard", seed=0):
+def build_agent(kind, obs_space, action_space, hidden=16, gate="standard", seed=0, head_sizes=()):
     torch.manual_seed(seed)
     cell = "lstm" if kind == "tiny" else real_cell()
-    config = AgentConfig(mlp_sizes=(16,), core=CoreConfig(cell=cell, gate=gate, hidden_size=hidden))
+    config = AgentConfig(
+        mlp_sizes=(16,), core=CoreConfig(cell=cell, gate=gate, hidden_size=hidden), head_sizes=head_sizes
+    )
     if kind == "tiny":
         return TinyAgent(obs_space, action_space, config)
     from agents import Agent
@@ -298,6 +300,11 @@ def test_checkpoint_from_another_model_fails_naming_the_mismatch(tmp_path):
     real_ur = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), gate="ur"), learner_config(), 10)
     with pytest.raises(ValueError, match="core.gate is 'standard' in the checkpoint, 'ur' here"):
         real_ur.load_checkpoint(tmp_path / "real.pt")
+    # Hidden head layers are another model; without them the record is the one written before they existed.
+    assert "head_sizes" not in real.metadata()["agent_config"]
+    deep_heads = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), head_sizes=(8,)), learner_config(), 10)
+    with pytest.raises(ValueError, match=r"head_sizes is None in the checkpoint, \(8,\) here"):
+        deep_heads.load_checkpoint(tmp_path / "real.pt")
 
 
 def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -83,6 +83,22 @@ def test_the_unnormalised_value_is_unchanged_by_a_statistics_update():
     assert float(head.mean) > 100  # the statistics really moved
 
 
+def test_a_statistics_update_keeps_the_value_of_a_head_with_hidden_layers():
+    """With ``agent.head_sizes`` PopArt rescales the last linear map only; V(h) still stays put."""
+    torch.manual_seed(0)
+    head = ValueHead(6, hidden_sizes=(5,))
+    hidden_before = [p.detach().clone() for p in head.hidden.parameters()]
+    h = torch.randn(32, 6)
+    before = head(h).detach().double().numpy()
+    update_value_head(head, torch.tensor([40.0, 60.0, 55.0]), step_size=0.5, min_std=1e-2)
+    assert float(head.mean) > 40
+    np.testing.assert_allclose(
+        head(h).detach().double().numpy(), before, rtol=0, atol=1e-5 * (60 + np.abs(before).max())
+    )
+    for old, new in zip(hidden_before, head.hidden.parameters(), strict=True):
+        torch.testing.assert_close(old, new, rtol=0, atol=0)
+
+
 def test_first_updates_average_exactly_then_follow_exponentially():
     head = ValueHead(2)
     for value in (10.0, 20.0, 30.0):  # step 0.01: n <= 100 averages exactly
