@@ -1,0 +1,94 @@
+"""The MiniGrid-Memory diagnostic views and the supervised probe's labels (benchmarks/minigrid_memory_probe.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("minigrid") is None, reason="minigrid not installed")
+
+S7 = "MiniGrid-MemoryS7-v0"
+
+
+def make(*wrappers):
+    import gymnasium as gym
+    import minigrid  # noqa: F401  (registers the MiniGrid ids)
+
+    env = gym.make(S7)
+    for wrapper in wrappers:
+        env = wrapper(env)
+    return env
+
+
+def test_cue_at_start_shows_the_start_room_object_once_and_cue_in_view_always():
+    from benchmarks.minigrid_memory_probe import CueAtStart, CueInView
+
+    seen = set()
+    for seed in range(12):
+        once, always = make(CueAtStart), make(CueInView)
+        obs_once, _ = once.reset(seed=seed)
+        obs_always, _ = always.reset(seed=seed)
+        grid = once.unwrapped.grid
+        expected = {"key": 1, "ball": 2}[grid.get(1, 2).type]  # S7: the cue sits at (1, height // 2 - 1)
+        seen.add(expected)
+        assert obs_once["cue"] == obs_always["cue"] == expected
+        for _ in range(3):
+            obs_once, *_ = once.step(2)
+            obs_always, *_ = always.step(2)
+            assert obs_once["cue"] == 0 and obs_always["cue"] == expected
+        assert once.observation_space["cue"].contains(obs_once["cue"])
+    assert seen == {1, 2}
+
+
+def test_face_cue_turns_the_agent_west_with_the_cue_in_view():
+    from benchmarks.minigrid_memory_probe import FaceCue
+
+    env = make(FaceCue)
+    for seed in range(8):
+        obs, _ = env.reset(seed=seed)
+        assert obs["direction"] == env.unwrapped.agent_dir == 2
+        # The cue's object code (key 5 or ball 6) is somewhere in the egocentric view.
+        assert np.isin(obs["image"][..., 0], (5, 6)).sum() >= 1
+
+
+@pytest.mark.parametrize("follow_label", [True, False])
+def test_the_scripted_route_ends_at_the_junction_and_its_label_is_the_matching_side(follow_label):
+    from benchmarks.minigrid_memory_probe import TURN_LEFT, TURN_RIGHT, scripted_episode
+    from configs import load_config
+    from envs.factory import make_env
+
+    config = load_config(None, [f"env.id={S7}"])
+    env = make_env(config.env, seed=3)
+    for _ in range(16):
+        observations, actions, label = scripted_episode(env)
+        assert len(observations) == len(actions) + 1 and env.unwrapped.agent_pos[1] == 3
+        turn = label if follow_label else {TURN_LEFT: TURN_RIGHT, TURN_RIGHT: TURN_LEFT}[label]
+        env.step(turn)
+        _, reward, terminated, truncated, _ = env.step(2)
+        assert terminated and not truncated
+        assert (reward > 0.9) if follow_label else (reward == 0.0)
+
+
+def test_episode_batch_pads_in_front_and_restarts_the_core_at_each_real_start():
+    from benchmarks.minigrid_memory_probe import episode_batch
+
+    short = ([np.full(2, 1.0), np.full(2, 2.0)], [2], 0)
+    long = ([np.full(2, 5.0), np.full(2, 6.0), np.full(2, 7.0), np.full(2, 8.0)], [2, 2, 2], 1)
+    batch = episode_batch([short, long])
+    assert batch["obs"].shape == (4, 2, 2)
+    np.testing.assert_array_equal(batch["obs"][:, 0, 0].numpy(), [1, 1, 1, 2])
+    np.testing.assert_array_equal(batch["is_first"][:, 0].numpy(), [True, True, True, False])
+    np.testing.assert_array_equal(batch["is_first"][:, 1].numpy(), [True, False, False, False])
+    np.testing.assert_array_equal(batch["prev_action"][:, 0].numpy(), [0, 0, 0, 2])
+    np.testing.assert_array_equal(batch["prev_action"][:, 1].numpy(), [0, 2, 2, 2])
+    np.testing.assert_array_equal(batch["labels"].numpy(), [0, 1])
+
+
+def test_the_supervised_probe_runs_and_reports():
+    from benchmarks.minigrid_memory_probe import supervised_probe
+
+    overrides = ["agent.mlp_sizes=[8]", "agent.core.hidden_size=8"]
+    result = supervised_probe("cue_in_view", seed=0, overrides=overrides, batch_size=4, max_updates=3, log_every=1)
+    assert result["episodes"] == 12 and np.isfinite(result["final_loss"]) and result["solved_at_update"] is None
