@@ -2,10 +2,10 @@
 
 Each is a linear map of the core output ``h [T, B, H]``, as in IMPALA, after its own hidden
 ``Linear -> ReLU`` layers when ``agent.head_sizes`` names some (none by default). Those layers
-let the policy form conjunctions of what the core remembers and what it sees now (MiniGrid's
-Memory task turns on "the remembered cue XOR the side it is on"), which a linear map of ``h``
-can express only if the cell itself has formed them; rl-starter-files' MiniGrid agents keep
-one hidden layer per head for the same reason. The policy head's last layer starts with a
+let the policy form conjunctions of what the core remembers and what it sees now, which a
+linear map of ``h`` can express only if the cell itself has formed them; rl-starter-files'
+MiniGrid agents keep one hidden layer per head. (On MiniGrid-Memory they did not help: the
+barrier there was carrying the cue, not the read-out; docs/LEARNING.md.) The policy head's last layer starts with a
 small orthogonal gain (``POLICY_GAIN``) so the initial policy is close to uniform; the
 baseline's with gain 1, the hidden layers with ReLU's (``agents/initialisation.py``).
 
