@@ -10,7 +10,9 @@ holds the agent at the guessing level (docs/LEARNING.md, "Preset measurements"):
 - ``CueAtStart``: the cue's type as a clean input (1 key, 2 ball) at the first step, 0 afterwards.
 - ``CueInView``: the cue's type as a clean input at every step: nothing to remember (an oracle).
 
-Each goes in ``env.wrappers`` before ``envs.wrappers:ActionSubset``::
+Each goes in ``env.wrappers`` before ``envs.wrappers:ActionSubset``. An override of ``env.wrappers``
+replaces the preset's list, so this runs on MiniGrid's integer view; name
+``minigrid.wrappers:OneHotPartialObsWrapper`` after the view to keep the preset's one-hot view::
 
     python run_impala.py --config configs/minigrid_memory.yaml \\
         'env.wrappers=[{path: "benchmarks.minigrid_memory_probe:CueAtStart"},
@@ -19,7 +21,9 @@ Each goes in ``env.wrappers`` before ``envs.wrappers:ActionSubset``::
 The supervised probe trains the same agent on the same observations without RL: a scripted route
 (forward to the junction, as the guessing policy does) and the right turn as a label at the junction.
 It counts the updates the agent needs to leave the guessing plateau when every episode's answer is
-given to it, a floor under what the reinforcement learner can do with one reward per episode::
+given to it, a yardstick for the reinforcement learner, which gets one reward per episode. The probe
+builds ``env.wrappers`` itself (the view, ``--wrappers``, ActionSubset), so its default is the integer
+view; ``--wrappers minigrid.wrappers:OneHotPartialObsWrapper`` gives the preset's one-hot view::
 
     python -m benchmarks.minigrid_memory_probe --view cue_at_start --seeds 0 1 2
     python -m benchmarks.minigrid_memory_probe --view cue_at_start agent.core.gate=standard
