@@ -27,6 +27,12 @@ view; ``--wrappers minigrid.wrappers:OneHotPartialObsWrapper`` gives the preset'
 
     python -m benchmarks.minigrid_memory_probe --view cue_at_start --seeds 0 1 2
     python -m benchmarks.minigrid_memory_probe --view cue_at_start agent.core.gate=standard
+
+``--breakdown RUN_DIR`` reads a trained run instead: its success by the column the agent starts in
+(in S7 the cue is in view at the first step only from x = 1) and how often its first action is a
+turn, the look-back that the other starts need::
+
+    python -m benchmarks.minigrid_memory_probe --breakdown runs/<name> --episodes 400
 """
 
 from __future__ import annotations
@@ -103,6 +109,75 @@ class CueInView(gym.ObservationWrapper):
 
 
 VIEWS = {"task": [], "face_cue": [FaceCue], "cue_at_start": [CueAtStart], "cue_in_view": [CueInView]}
+
+
+class StartRecorder(gym.Wrapper):
+    """Records each episode's start column and first action; the outermost wrapper, so it sees the agent's actions."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.starts: list[int] = []
+        self.first_actions: list[int | None] = []
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        result = self.env.reset(**kwargs)
+        self.starts.append(int(self.env.unwrapped.agent_pos[0]))
+        self.first_actions.append(None)
+        return result
+
+    def step(self, action: Any) -> tuple[Any, ...]:
+        if self.first_actions[-1] is None:
+            self.first_actions[-1] = int(action)
+        return self.env.step(action)
+
+
+def start_breakdown(env_config: Any, agent: torch.nn.Module, episodes: int, seed: int) -> list[dict[str, Any]]:
+    """Sampled episodes of a trained agent, grouped by the column it starts in (S7: the cue is in view at x = 1).
+
+    Per start column: episodes, mean return, success (return > 0), mean length, and the share of episodes
+    whose first action is a turn (the look-back; with ``ActionSubset [0, 1, 2]`` actions 0 and 1 turn).
+    """
+    from actors.evaluate import evaluate
+    from envs.factory import make_env
+
+    env = StartRecorder(make_env(env_config, seed))
+    try:
+        result = evaluate(env, agent, episodes, greedy=False, seed=seed)
+    finally:
+        env.close()
+    starts, first_actions = env.starts[-episodes:], env.first_actions[-episodes:]  # the evaluation's own resets
+    rows = []
+    for start in sorted(set(starts)):
+        picked = [i for i, x in enumerate(starts) if x == start]
+        returns = np.array([result.returns[i] for i in picked])
+        rows.append({
+            "start_x": start,
+            "episodes": len(picked),
+            "mean_return": float(returns.mean()),
+            "success": float((returns > 0).mean()),
+            "mean_length": float(np.mean([result.lengths[i] for i in picked])),
+            "first_action_turns": float(np.mean([first_actions[i] in (TURN_LEFT, TURN_RIGHT) for i in picked])),
+        })  # fmt: skip
+    return rows
+
+
+def print_start_breakdown(run_dir: Path, episodes: int, seed: int = 1_000_000) -> None:
+    """The breakdown of a run's newest checkpoint (its own config), as a markdown table."""
+    from configs import load_config
+    from envs.factory import make_env
+    from learner.evaluation import load_agent
+    from learner.run_dir import CONFIG_FILE
+
+    config = load_config(Path(run_dir) / CONFIG_FILE)
+    probe_env = make_env(config.env, seed)
+    agent, checkpoint = load_agent(run_dir, probe_env)
+    probe_env.close()
+    print(f"{checkpoint}, {episodes} sampled episodes from seed {seed}")
+    print("| start x | episodes | mean return | success | mean length | first action a turn |")
+    print("|---|---|---|---|---|---|")
+    for row in start_breakdown(config.env, agent, episodes, seed):
+        print(f"| {row['start_x']} | {row['episodes']} | {row['mean_return']:.3f} | {row['success']:.2f} "
+              f"| {row['mean_length']:.1f} | {row['first_action_turns']:.2f} |")  # fmt: skip
 
 
 def scripted_episode(env: gym.Env) -> tuple[list[np.ndarray], list[int], int]:
@@ -200,12 +275,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-updates", type=int, default=4000)
     parser.add_argument("--wrappers", nargs="*", default=[],
                         help="more env wrappers after the view, e.g. minigrid.wrappers:OneHotPartialObsWrapper")  # fmt: skip
+    parser.add_argument("--breakdown", type=Path, metavar="RUN_DIR",
+                        help="instead of the probe: a trained run's success by start column and first action")  # fmt: skip
+    parser.add_argument("--episodes", type=int, default=400, help="sampled episodes for --breakdown")
     parser.add_argument("overrides", nargs="*", help="config overrides of the preset, e.g. agent.core.gate=standard")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.breakdown is not None:
+        print_start_breakdown(args.breakdown, args.episodes)
+        return 0
     print("| view | seed | updates to loss < 0.05 | labelled episodes | final loss | seconds |")
     print("|---|---|---|---|---|---|")
     for seed in args.seeds:

@@ -95,3 +95,34 @@ def test_the_supervised_probe_runs_and_reports():
     overrides = ["agent.mlp_sizes=[8]", "agent.core.hidden_size=8"]
     result = supervised_probe("cue_in_view", seed=0, overrides=overrides, batch_size=4, max_updates=3, log_every=1)
     assert result["episodes"] == 12 and np.isfinite(result["final_loss"]) and result["solved_at_update"] is None
+
+
+def test_start_recorder_keeps_each_episodes_start_column_and_first_action():
+    from benchmarks.minigrid_memory_probe import StartRecorder
+
+    env = StartRecorder(make())
+    expected = []
+    for seed, first in enumerate([0, 2, 1, 2, 0]):
+        env.reset(seed=seed)
+        expected.append((int(env.unwrapped.agent_pos[0]), first))
+        env.step(first)
+        env.step(1 - first if first < 2 else 0)  # later actions are not recorded
+    assert list(zip(env.starts, env.first_actions, strict=True)) == expected
+    assert {x for x, _ in expected} <= {1, 2, 3, 4}  # S7 starts the agent in columns 1-4
+
+
+def test_start_breakdown_groups_every_episode_by_its_start_column():
+    from agents import Agent
+    from benchmarks.minigrid_memory_probe import PRESET, start_breakdown
+    from configs import load_config
+    from envs.factory import make_env
+
+    config = load_config(str(PRESET), ["agent.mlp_sizes=[8]", "agent.core.hidden_size=8", "env.max_episode_steps=12"])
+    env = make_env(config.env, 0)
+    agent = Agent(env.observation_space, env.action_space, config.agent)
+    rows = start_breakdown(config.env, agent, episodes=24, seed=5)
+    assert sum(row["episodes"] for row in rows) == 24
+    assert [row["start_x"] for row in rows] == sorted({row["start_x"] for row in rows}) and rows[0]["start_x"] >= 1
+    for row in rows:
+        assert 0.0 <= row["success"] <= 1.0 and 0.0 <= row["first_action_turns"] <= 1.0
+        assert 1 <= row["mean_length"] <= 12
