@@ -114,7 +114,7 @@ BENCHMARKS = (
     popgym_task("RepeatPreviousEasy", 51, 2_000_000, 0.9),
     popgym_task("CountRecallEasy", 51, 2_000_000, 0.5),
     popgym_task("RepeatPreviousMedium", 103, 3_000_000, 0.9),
-    gym_task("MiniGrid-MemoryS7", "MiniGrid-MemoryS7-v0", 2_000_000, 0.9, "minigrid_memory.yaml", 1.0, 245),
+    gym_task("MiniGrid-MemoryS7", "MiniGrid-MemoryS7-v0", 16_000_000, 0.9, "minigrid_memory.yaml", 1.0, 245),
 )
 KNOWN = {b.task.name: b for b in BENCHMARKS}
 # The runner's fallback config and actor backend; each task names its own preset.
