@@ -1,4 +1,4 @@
-"""Why MiniGrid-MemoryS7 resists: diagnostic views of the task and a supervised probe of the agent.
+"""Why MiniGrid-MemoryS7 is hard: diagnostic views of the task, a supervised probe, a per-start breakdown.
 
 In ``MiniGrid-MemoryS7-v0`` the agent sees a key or a ball in the start room, walks east along a
 hallway and, at its end, steps north or south to the object that matches. Both end objects are in
