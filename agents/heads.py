@@ -5,8 +5,8 @@ Each is a linear map of the core output ``h [T, B, H]``, as in IMPALA, after its
 let the policy form conjunctions of what the core remembers and what it sees now, which a
 linear map of ``h`` can express only if the cell itself has formed them; rl-starter-files'
 MiniGrid agents keep one hidden layer per head. (On MiniGrid-Memory they did not help: the
-barrier there was carrying the cue, not the read-out; docs/LEARNING.md.) The policy head's last layer starts with a
-small orthogonal gain (``POLICY_GAIN``) so the initial policy is close to uniform; the
+barrier there was carrying the cue, not the read-out; docs/LEARNING.md.) The policy head's last
+layer starts with a small orthogonal gain (``POLICY_GAIN``) so the initial policy is close to uniform; the
 baseline's with gain 1, the hidden layers with ReLU's (``agents/initialisation.py``).
 
 The baseline's last linear map works in normalised units and the head turns its output back into
