@@ -8,6 +8,8 @@
     python -m benchmarks.memory_suite --preset long --delays 100 --cells lstm/ur --seeds 0   # one cell of it
     python -m benchmarks.memory_suite --preset long --settings base actors.context_length={episode_length}
     python -m benchmarks.memory_suite --preset long --list             # what is planned, done, left
+    python -m benchmarks.memory_suite --preset long --delays 100 --tasks PassiveMatch-d100 \
+        --scores-from docs/data/suite_long_d100.csv --report-only       # a grid's tables from its versioned scores
 
 Each run is one ``run_impala.py`` subprocess writing to ``<out>/runs/<name>/``. A run whose
 ``summary.json`` says it reached its step budget is skipped, one with a checkpoint is resumed,
@@ -17,7 +19,8 @@ one learning-curve PNG per task, a per-run CSV, and a per-cell markdown/CSV tabl
 min-max over seeds of the final return, the area under the curve and the steps to threshold);
 then ``statistics.md`` (``benchmarks/suite_report.py``): IQM of the normalised score and the
 probability of improvement with bootstrap intervals, performance profiles, forget-gate timescales
-against the delay, and the training wall time per task.
+against the delay, and the training wall time per task. ``--scores-from`` adds the rows of runs
+whose folders are gone from a versioned ``runs.csv`` (``benchmarks/suite_archive.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,7 @@ if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import fr
 import numpy as np
 
 from benchmarks.plotting import markdown_table, plot_curves, smooth, write_csv
+from benchmarks.suite_archive import Key, archived_row, read_archive
 from benchmarks.suite_grid import (  # Task: benchmarks/learning.py imports it from here
     PRESETS,
     ROOT,
@@ -253,10 +258,13 @@ def comparison_pairs(plans: list[RunPlan]) -> list[tuple[str, str]]:
     return pairs
 
 
-def report(plans: list[RunPlan], out_dir: Path, reps: int = 5000) -> str:
+def report(plans: list[RunPlan], out_dir: Path, reps: int = 5000, archive: Mapping[Key, Any] | None = None) -> str:
     """Write ``runs.csv``, ``cells.md``/``cells.csv``, ``<task>.png`` and the statistics section
-    (``statistics.md``, ``profiles.png``, ``timescales_<task>.png``) under ``out_dir``; return the cell table."""
-    rows = [r for r in (run_metrics(p, out_dir) for p in plans) if r is not None]
+    (``statistics.md``, ``profiles.png``, ``timescales_<task>.png``) under ``out_dir``; return the cell table.
+
+    A planned run without a folder is taken from ``archive`` (``benchmarks/suite_archive.py``) when it
+    holds it; a folder, when there is one, wins."""
+    rows = [r for r in (run_metrics(p, out_dir) or archived_row(p, archive or {}) for p in plans) if r is not None]
     write_csv(out_dir / "runs.csv", RUN_HEADERS, [[r[h] for h in RUN_HEADERS] for r in rows])
     table = cell_rows(rows)
     write_csv(out_dir / "cells.csv", CELL_HEADERS, table)
@@ -302,6 +310,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="env steps for the named tasks only, e.g. PassiveMatch-d500=20000000")  # fmt: skip
     parser.add_argument("--out", type=Path, help="default: benchmarks/out/suite_<preset>")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--scores-from", nargs="+", type=Path, default=[], metavar="RUNS_CSV",
+                        help="runs.csv files (e.g. docs/data/suite_long_d100.csv) whose rows stand in for planned "
+                             "runs that have no folder here: they are reported, not run again")  # fmt: skip
+    parser.add_argument("--reps", type=int, default=5000, help="bootstrap resamples of the statistics")
     parser.add_argument(
         "--list", action="store_true", help="print the planned runs, their status and budget; run nothing"
     )
@@ -319,16 +331,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error))
     args.out = args.out or ROOT / "benchmarks" / "out" / f"suite_{args.preset}"
+    try:
+        args.archive = read_archive(args.scores_from)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     return args
 
 
-def list_plans(plans: list[RunPlan], out_dir: Path) -> str:
-    """One line per run (name, status, budget), then per task the env steps still to run."""
+def list_plans(plans: list[RunPlan], out_dir: Path, archive: Mapping[Key, Any] | None = None) -> str:
+    """One line per run (name, status, budget), then per task the env steps still to run; a run with no
+    folder that ``archive`` holds is listed as archived and counts as done."""
     lines, left = [], {}
     for plan in plans:
         status = run_status(out_dir / "runs" / plan.name, plan.task.total_env_steps)
+        if not (out_dir / "runs" / plan.name).exists() and archived_row(plan, archive or {}) is not None:
+            status = "done (archived)"
         lines.append(f"{plan.name}  {status}  {plan.task.total_env_steps:,} steps  unroll {plan.task.unroll_length}")
-        left[plan.task.name] = left.get(plan.task.name, 0) + (0 if status == "done" else plan.task.total_env_steps)
+        left[plan.task.name] = left.get(plan.task.name, 0) + (
+            0 if status.startswith("done") else plan.task.total_env_steps
+        )
     lines += [f"{task}: at most {steps:,} env steps to run" for task, steps in left.items()]
     return "\n".join(lines)
 
@@ -338,12 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     preset = PRESETS[args.preset]
     plans = make_plans(args.task_list, args.cells, args.seeds or preset.seeds, args.setting_list)
     if args.list:
-        print(list_plans(plans, args.out.resolve()))
+        print(list_plans(plans, args.out.resolve(), args.archive))
         return 0
     if not args.report_only:
-        statuses = run_suite(plans, preset, args.out.resolve(), args.jobs, args.address, tuple(args.set))
-        print(f"{statuses.count('skipped')} skipped, {len(statuses)} planned", flush=True)
-    print(report(plans, args.out.resolve()))
+        to_run = [p for p in plans if (args.out / "runs" / p.name).exists() or archived_row(p, args.archive) is None]
+        statuses = run_suite(to_run, preset, args.out.resolve(), args.jobs, args.address, tuple(args.set))
+        print(f"{statuses.count('skipped')} skipped, {len(plans) - len(to_run)} archived, {len(plans)} planned",
+              flush=True)  # fmt: skip
+    print(report(plans, args.out.resolve(), reps=args.reps, archive=args.archive))
     statistics = args.out.resolve() / "statistics.md"
     if statistics.exists():
         print(statistics.read_text())

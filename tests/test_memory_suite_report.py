@@ -13,8 +13,8 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from benchmarks import memory_suite as suite
+from benchmarks import suite_archive, suite_report
 from benchmarks import suite_grid as grid
-from benchmarks import suite_report
 from benchmarks.timescales import TIMESCALE_TAG
 
 REPS = 300  # bootstrap resamples: enough for the tables' shape, fast
@@ -165,3 +165,53 @@ def test_comparisons_stay_within_a_setting():
                       "lstm/standard [actors.context_length={episode_length}]"),
                      ("lstm/ur [actors.context_length={episode_length}]",
                       "lstm/chrono-short [actors.context_length={episode_length}]")]  # fmt: skip
+
+
+def test_a_grid_is_rebuilt_from_its_versioned_runs_csv(tmp_path):
+    """Report, keep runs.csv, delete the run folders: --scores-from gives the same scores and statistics,
+    and the runs it holds are listed as done, not run again."""
+    plans = build_suite(tmp_path / "first")
+    suite.report(plans, tmp_path / "first", reps=REPS)
+    archive_path = tmp_path / "scores.csv"
+    archive_path.write_text((tmp_path / "first" / "runs.csv").read_text())
+    kept = tmp_path / "first" / "runs" / plans[0].name  # one run still has its folder: the folder wins
+    (tmp_path / "second" / "runs").mkdir(parents=True)
+    kept.rename(tmp_path / "second" / "runs" / plans[0].name)
+
+    archive = suite_archive.read_archive([archive_path])
+    suite.report(plans, tmp_path / "second", reps=REPS, archive=archive)
+    assert (tmp_path / "second" / "runs.csv").read_text() == archive_path.read_text()
+    for start in ("| PassiveMatch-d10 | lstm/ur |", "| PassiveMatch-d10 | P(lstm/ur > lstm/standard) |"):
+        assert stats_row((tmp_path / "second" / "statistics.md").read_text(), start) == stats_row(
+            (tmp_path / "first" / "statistics.md").read_text(), start
+        )
+    [ur1] = [p for p in plans if p.cell == "lstm/ur" and p.seed == 1]
+    row = suite_archive.archived_row(ur1, archive)  # final 1.45
+    assert row["score"] == pytest.approx(0.7 / 0.75) and row["solved"] and row["timescales"] is None
+    listing = suite.list_plans(plans, tmp_path / "second", archive)
+    assert listing.count("done (archived)") == len(plans) - 1 and "at most 0 env steps" in listing
+
+
+def test_a_scores_file_that_is_not_a_runs_csv_is_refused(tmp_path):
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("task,cell,seed\nPassiveMatch-d10,lstm/ur,0\n")
+    with pytest.raises(ValueError, match="wrong.csv: not a memory-suite runs.csv .*final_return"):
+        suite_archive.read_archive([wrong])
+    with pytest.raises(SystemExit):
+        suite.parse_args(["--scores-from", str(tmp_path / "absent.csv")])
+
+
+def test_archived_runs_are_not_run_again(tmp_path, monkeypatch, capsys):
+    plans = build_suite(tmp_path / "first")
+    suite.report(plans, tmp_path / "first", reps=REPS)
+    rows = (tmp_path / "first" / "runs.csv").read_text().splitlines()
+    archive_path = tmp_path / "scores.csv"
+    archive_path.write_text("\n".join(r for r in rows if ",lstm/ur,2," not in r) + "\n")  # UR seed 2 not archived
+    ran = []
+    monkeypatch.setattr(suite, "run_suite", lambda plans, *args: ran.extend(plans) or ["started"] * len(plans))
+    argv = ["--delays", "10", "--cells", "lstm/ur", "lstm/standard", "none/standard", "--seeds", "0", "1", "2"]
+    assert (
+        suite.main([*argv, "--out", str(tmp_path / "second"), "--scores-from", str(archive_path), "--reps", "50"]) == 0
+    )
+    assert [(p.cell, p.seed) for p in ran] == [("lstm/ur", 2)]
+    assert "8 archived, 9 planned" in capsys.readouterr().out
