@@ -11,6 +11,9 @@ episodes, logged at each update:
 
 * steps / seconds to threshold: the first logged point at or above the task's threshold; its env
   steps, and its wall-clock seconds since the run's first TensorBoard event (``read_elapsed``);
+* held from: the first logged point from which every later one is at or above the threshold (the
+  run reached it and stayed); lowest after reaching: the smallest value from the first point at or
+  above the threshold on (a collapse after reaching it shows here);
 * final: the last logged value; best: the largest, our MMER (Morad et al. 2023: the maximum over
   training of RLlib's ``episode_reward_mean``, a mean over each iteration's episodes, topped up to
   at least 100), reported as mean and sample standard deviation over seeds.
@@ -127,6 +130,21 @@ def first_at_or_above(values: np.ndarray, threshold: float) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
+def held_from(values: np.ndarray, threshold: float) -> int | None:
+    """Index from which every value is ``>= threshold`` to the end (the run reached the threshold and
+    stayed), or None when the last value is below it."""
+    below = np.flatnonzero(values < threshold)
+    start = int(below[-1]) + 1 if below.size else 0
+    return start if start < values.size else None
+
+
+def lowest_after(values: np.ndarray, threshold: float) -> float | None:
+    """The lowest value from the first one at or above ``threshold`` on: how far a run that reached
+    the threshold fell afterwards (a collapse shows here), or None if it never reached it."""
+    hit = first_at_or_above(values, threshold)
+    return None if hit is None else float(values[hit:].min())
+
+
 def mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (ddof 1) of the known values; std None below two."""
     known = [v for v in values if v is not None]
@@ -149,7 +167,7 @@ def run_row(bench: Benchmark, plan: RunPlan, out_dir: Path) -> dict[str, Any] | 
     steps, values = read_series(run_dir, (EPISODE_RETURN_MEAN100,))[EPISODE_RETURN_MEAN100]
     elapsed = read_elapsed(run_dir, EPISODE_RETURN_MEAN100)
     seconds = np.array([elapsed.get(int(s), np.nan) for s in steps])
-    hit = first_at_or_above(values, bench.threshold)
+    hit, held = first_at_or_above(values, bench.threshold), held_from(values, bench.threshold)
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
     return {
         "task": plan.task.name, "cell": plan.cell, "seed": plan.seed,
@@ -157,20 +175,24 @@ def run_row(bench: Benchmark, plan: RunPlan, out_dir: Path) -> dict[str, Any] | 
         "final": float(values[-1]) if values.size else None, "best": float(values.max()) if values.size else None,
         "steps_to_threshold": None if hit is None else float(steps[hit]),
         "seconds_to_threshold": None if hit is None else float(seconds[hit]),
+        "held_from": None if held is None else float(steps[held]), "lowest_after": lowest_after(values, bench.threshold),
         "train_seconds": float(seconds[-1]) if seconds.size else None, "wall_time_s": summary.get("wall_time_s"),
         "curve": (steps, values), "curve_seconds": (seconds, values),
     }  # fmt: skip
 
 
 RUN_HEADERS = ["task", "cell", "seed", "status", "env_steps", "final", "best", "steps_to_threshold",
-               "seconds_to_threshold", "train_seconds", "wall_time_s"]  # fmt: skip
+               "seconds_to_threshold", "held_from", "lowest_after", "train_seconds", "wall_time_s"]  # fmt: skip
 CELL_HEADERS = ["task", "cell", "runs (done)", "reached threshold", "steps to threshold (median)",
                 "seconds to threshold (median)", "final median", "final min", "final max", "best mean",
-                "best std", "train seconds (median)"]  # fmt: skip
+                "best std", "train seconds (median)", "held to the end", "held from (median)",
+                "lowest after reaching (min)"]  # fmt: skip
 
 
 def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
-    """Per task and cell: how many runs reached the threshold, the medians among those, final and best."""
+    """Per task and cell: how many runs reached the threshold, the medians among those, final and best;
+    then how many were at or above it from some step to the end, the median of that step, and the lowest
+    100-episode mean of any run after it first reached the threshold (its collapse, if any)."""
     table = []
     for (task, cell), runs in group_runs(rows).items():
         reached = [r for r in runs if r["steps_to_threshold"] is not None]
@@ -179,15 +201,18 @@ def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
                       spread([r["steps_to_threshold"] for r in reached])[0],
                       spread([r["seconds_to_threshold"] for r in reached])[0],
                       *spread([r["final"] for r in runs]), *mean_std([r["best"] for r in runs]),
-                      spread([r["train_seconds"] for r in runs])[0]])  # fmt: skip
+                      spread([r["train_seconds"] for r in runs])[0],
+                      f"{sum(r['held_from'] is not None for r in runs)}/{len(runs)}",
+                      spread([r["held_from"] for r in runs])[0], spread([r["lowest_after"] for r in reached])[1]])  # fmt: skip
     return table
 
 
 def display(row: list[object]) -> list[object]:
     """A cell-table row for reading: env steps with thousands separators, seconds whole."""
-    steps, seconds, train = row[4], row[5], row[11]
+    steps, seconds, train, held = row[4], row[5], row[11], row[13]
     return [*row[:4], "–" if steps is None else f"{steps:,.0f}", "–" if seconds is None else f"{seconds:.0f}",
-            *row[6:11], "–" if train is None else f"{train:.0f}"]  # fmt: skip
+            *row[6:11], "–" if train is None else f"{train:.0f}", row[12], "–" if held is None else f"{held:,.0f}",
+            row[14]]  # fmt: skip
 
 
 def published_rows(bench: Benchmark, table: list[list[object]]) -> list[list[object]]:

@@ -40,6 +40,22 @@ def test_first_at_or_above_matches_a_loop():
     assert learning.first_at_or_above(np.zeros(0), 0.0) is None
 
 
+def test_held_from_and_lowest_after_match_loops():
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        values = rng.normal(size=rng.integers(1, 30))
+        threshold = float(rng.normal())
+        held = next((i for i in range(len(values)) if all(v >= threshold for v in values[i:])), None)
+        assert learning.held_from(values, threshold) == held
+        first = next((i for i, v in enumerate(values) if v >= threshold), None)
+        expected = None if first is None else min(values[first:])
+        assert learning.lowest_after(values, threshold) == expected
+    # Reached at 1, fell to 0.2, back from 3 to the end: held from 3, lowest after reaching 0.2.
+    dip = np.array([0.1, 0.95, 0.2, 0.9, 0.97])
+    assert (learning.held_from(dip, 0.9), learning.lowest_after(dip, 0.9)) == (3, 0.2)
+    assert learning.held_from(np.array([0.95, 0.5]), 0.9) is None and learning.lowest_after(np.zeros(3), 0.9) is None
+
+
 def test_mean_std_is_the_sample_std():
     assert learning.mean_std([0.2, None, 0.6, 0.7]) == pytest.approx((0.5, statistics.stdev([0.2, 0.6, 0.7])))
     assert learning.mean_std([0.3]) == (0.3, None)
@@ -68,20 +84,25 @@ def test_run_rows_threshold_final_best_and_table(tmp_path):
     bench = learning.with_budget(learning.KNOWN["CartPole-v1"], 400)
     ur, none = RunPlan(bench.task, "lstm/ur", 0), RunPlan(bench.task, "none/standard", 0)
     fake_run(tmp_path, ur, [(100, 20.0, 510.0), (200, 480.0, 530.0), (300, 470.0, 545.0), (400, 490.0, 560.0)], 400)
+    # Reached 475 at 200, dipped to 470 at 300, above it again from 400 to the end.
     fake_run(tmp_path, none, [(100, 30.0, 505.0), (200, 60.0, 512.0)], 200)
     row = learning.run_row(bench, ur, tmp_path)
     assert (row["status"], row["steps_to_threshold"], row["seconds_to_threshold"]) == ("done", 200.0, 30.0)
     assert (row["final"], row["best"], row["train_seconds"], row["wall_time_s"]) == (490.0, 490.0, 60.0, 99.0)
+    assert (row["held_from"], row["lowest_after"]) == (400.0, 470.0)
     other = learning.run_row(bench, none, tmp_path)
     assert other["status"] == "partial" and other["steps_to_threshold"] is None and other["best"] == 60.0
     assert learning.run_row(bench, RunPlan(bench.task, "lstm/ur", 7), tmp_path) is None
     table = learning.cell_rows([row, other])
     assert table[0][:6] == ["CartPole-v1", "lstm/ur", "1 (1)", "1/1", 200.0, 30.0]
     assert table[1][:6] == ["CartPole-v1", "none/standard", "1 (0)", "0/1", None, None]
+    assert table[0][12:] == ["1/1", 400.0, 470.0] and table[1][12:] == ["0/1", None, None]
+    assert learning.display([*table[0][:13], 1234567.0, 470.0])[12:] == ["1/1", "1,234,567", 470.0]
     assert learning.display([*table[0][:4], 1234567.0, 29.6, *table[0][6:]])[4:6] == ["1,234,567", "30"]
     assert learning.display(table[1])[4:6] == ["–", "–"]
     popgym = learning.KNOWN["RepeatPreviousEasy"]
-    mmer_table = [["RepeatPreviousEasy", "lstm/ur", "3 (3)", "2/3", 1.0, 2.0, 0.5, 0.1, 0.9, 0.8, 0.05, 60.0]]
+    mmer_table = [["RepeatPreviousEasy", "lstm/ur", "3 (3)", "2/3", 1.0, 2.0, 0.5, 0.1, 0.9, 0.8, 0.05, 60.0,
+                   "2/3", 1.5, 0.85]]  # fmt: skip
     ours, *published = learning.published_rows(popgym, mmer_table)
     assert ours == ["ours: lstm/ur", "0.8 ± 0.05", "2M steps, IMPALA", "this benchmark"]
     assert published and all(p[1] == "not confirmed" and "15M" in p[2] for p in published)
