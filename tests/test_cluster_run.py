@@ -49,6 +49,9 @@ TINY = [
 STEPS_PER_UPDATE = 2 * 5
 # A lost node is noticed by GCS health checks: every second, dead after 5 misses (default 5 x 3 s).
 FAST_NODE_DEATH = {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000, "health_check_failure_threshold": 5}
+# How long a wait may take before the test calls it a hang: a bound, not a speed. On a quiet 2-core
+# machine each wait takes seconds; beside a training run the first checkpoint once took over 120 s.
+PATIENCE_S = 300  # under pytest-timeout's 600 s a test (pyproject.toml), so a hang names its wait
 
 
 def free_port() -> int:
@@ -112,10 +115,12 @@ def test_learner_node_lost_run_stops_with_checkpoint_then_resumes_on_another(clu
     driver = start_driver(cluster, tmp_path, "learner.num_gpus=1", "learner.device=cpu", "run.name=far",
                           "run.total_env_steps=100000000", "run.checkpoint_interval_min=0.005")  # fmt: skip
     try:
-        wait_for(lambda: latest_checkpoint(run_dir) is not None or driver.poll() is not None, 120, "a checkpoint")
+        wait_for(
+            lambda: latest_checkpoint(run_dir) is not None or driver.poll() is not None, PATIENCE_S, "a checkpoint"
+        )
         assert driver.poll() is None, driver.communicate()
         cluster.remove_node(gpu_node, allow_graceful=False)
-        code, out, err = finish(driver, 60)
+        code, out, err = finish(driver, PATIENCE_S)
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -133,7 +138,7 @@ def test_learner_node_lost_run_stops_with_checkpoint_then_resumes_on_another(clu
     cluster.add_node(num_cpus=1, num_gpus=1)
     budget = checkpoint_env_steps(newest) + 3 * STEPS_PER_UPDATE
     driver = start_driver(cluster, tmp_path, "--resume", "runs/far", f"run.total_env_steps={budget}")
-    code, out, err = finish(driver, 120)
+    code, out, err = finish(driver, PATIENCE_S)
     assert code == 0, err[-3000:]
     assert checkpoint_env_steps(latest_checkpoint(run_dir)) == budget
     assert read_summary(run_dir)["env_steps"] == budget and not read_summary(run_dir)["stopped_early"]
@@ -161,12 +166,16 @@ def test_actor_on_a_lost_node_is_replaced_on_the_remaining_nodes(cluster):
             assert len(on_doomed) == 1
             spare = cluster.add_node(num_cpus=1)
             cluster.remove_node(doomed, allow_graceful=False)
-            wait_for(lambda: pool.next_refs(1) and pool.stats().restarts >= 1, 90, "the lost actor's replacement")
+            wait_for(
+                lambda: pool.next_refs(1) and pool.stats().restarts >= 1, PATIENCE_S, "the lost actor's replacement"
+            )
             assert ray.get(pool.actor(on_doomed[0]).node_id.remote()) == spare.node_id
             # Usually 2-12 s. The bound checks that it comes, not how fast. It used to time out in about 1 run
             # of 8: ray.wait(num_returns=1) kept picking the other actor's newest rollout over the replacement's
             # finished ones (the pool now takes finished rollouts in request order: actors.pool._first_ready).
-            wait_for(lambda: pool.next_refs(1)[0].info.actor_id == on_doomed[0], 120, "a rollout of the replacement")
+            wait_for(
+                lambda: pool.next_refs(1)[0].info.actor_id == on_doomed[0], PATIENCE_S, "a rollout of the replacement"
+            )
             assert pool.stats().restarts == 1
     finally:
         ray.shutdown()
@@ -181,7 +190,7 @@ def test_a_submitted_jobs_run_folder_is_in_the_persistent_home_not_the_jobs_work
     entrypoint = " ".join([sys.executable, "run_impala.py", *TINY, "run.total_env_steps=30", "run.name=job"])
     job = submit_when_ready(client, entrypoint, runtime_env)
     terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
-    wait_for(lambda: client.get_job_status(job) in terminal, 120, "the job to end")
+    wait_for(lambda: client.get_job_status(job) in terminal, PATIENCE_S, "the job to end")
     logs = client.get_job_logs(job)
     assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
     run_dir = home / "runs" / "job"
@@ -192,7 +201,9 @@ def test_a_submitted_jobs_run_folder_is_in_the_persistent_home_not_the_jobs_work
     assert not list(session.rglob("runs")), "a run folder landed in Ray's temporary folders"
 
 
-def submit_when_ready(client: JobSubmissionClient, entrypoint: str, runtime_env: dict, timeout_s: float = 60) -> str:
+def submit_when_ready(
+    client: JobSubmissionClient, entrypoint: str, runtime_env: dict, timeout_s: float = PATIENCE_S
+) -> str:
     """Submit, retrying while the head's job agent is still starting ("No available agent")."""
     deadline = time.monotonic() + timeout_s
     while True:
