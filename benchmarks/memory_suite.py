@@ -42,7 +42,7 @@ if __package__ in (None, ""):  # run by path (python benchmarks/x.py): import fr
 import numpy as np
 
 from benchmarks.plotting import markdown_table, plot_curves, smooth, write_csv
-from benchmarks.suite_archive import Key, archived_row, read_archive
+from benchmarks.suite_archive import Key, archive_key, archived_row, read_archive
 from benchmarks.suite_grid import (  # Task: benchmarks/learning.py imports it from here
     PRESETS,
     ROOT,
@@ -338,13 +338,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def archived_instead(plan: RunPlan, out_dir: Path, archive: Mapping[Key, Any]) -> bool:
+    """Whether ``plan`` has no run folder and the archive holds its row: it is reported, not run."""
+    return not (out_dir / "runs" / plan.name).exists() and archive_key(plan) in archive
+
+
 def list_plans(plans: list[RunPlan], out_dir: Path, archive: Mapping[Key, Any] | None = None) -> str:
     """One line per run (name, status, budget), then per task the env steps still to run; a run with no
     folder that ``archive`` holds is listed as archived and counts as done."""
     lines, left = [], {}
     for plan in plans:
         status = run_status(out_dir / "runs" / plan.name, plan.task.total_env_steps)
-        if not (out_dir / "runs" / plan.name).exists() and archived_row(plan, archive or {}) is not None:
+        if archived_instead(plan, out_dir, archive or {}):
             status = "done (archived)"
         lines.append(f"{plan.name}  {status}  {plan.task.total_env_steps:,} steps  unroll {plan.task.unroll_length}")
         left[plan.task.name] = left.get(plan.task.name, 0) + (
@@ -362,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         print(list_plans(plans, args.out.resolve(), args.archive))
         return 0
     if not args.report_only:
-        to_run = [p for p in plans if (args.out / "runs" / p.name).exists() or archived_row(p, args.archive) is None]
+        to_run = [p for p in plans if not archived_instead(p, args.out.resolve(), args.archive)]
         statuses = run_suite(to_run, preset, args.out.resolve(), args.jobs, args.address, tuple(args.set))
         print(f"{statuses.count('skipped')} skipped, {len(plans) - len(to_run)} archived, {len(plans)} planned",
               flush=True)  # fmt: skip

@@ -48,9 +48,14 @@ def read_archive(paths: Iterable[Path]) -> dict[Key, dict[str, str]]:
     return archive
 
 
+def archive_key(plan: RunPlan) -> Key:
+    """How ``plan``'s row is named in runs.csv."""
+    return plan.task.name, plan.label, plan.seed
+
+
 def archived_row(plan: RunPlan, archive: Mapping[Key, Mapping[str, str]]) -> dict[str, Any] | None:
     """The report row (``memory_suite.run_metrics``'s keys) of ``plan`` from the archive, or None."""
-    row = archive.get((plan.task.name, plan.label, plan.seed))
+    row = archive.get(archive_key(plan))
     if row is None:
         return None
     values: dict[str, Any] = {name: _number(row.get(name), int) for name in INTEGER_FIELDS}
