@@ -57,17 +57,18 @@ def iqm_rows(sets: Mapping[str, Mapping[str, np.ndarray]], reps: int) -> list[li
 def improvement_rows(
     sets: Mapping[str, Mapping[str, np.ndarray]], pairs: Sequence[tuple[str, str]], reps: int
 ) -> list[list[object]]:
-    """``P(X > Y)`` with its 95 % interval per task for each pair both cells ran, then over the tasks
-    both ran (the mean over tasks, resampled within each task)."""
+    """``P(X > Y)`` and the effect size ``IQM(X) - IQM(Y)``, each with its 95 % interval, per task for
+    each pair both cells ran, then over the tasks both ran (resampled within each task)."""
     table = []
     for x, y in pairs:
         tasks = common_tasks(sets, (x, y))
-        for task in tasks:
-            estimate = stats.improvement_estimate([sets[task][x]], [sets[task][y]], reps=reps)
-            table.append([task, f"P({x} > {y})", f"{sets[task][x].size} vs {sets[task][y].size}", *estimate])
+        groups = [([t], f"{sets[t][x].size} vs {sets[t][y].size}", t) for t in tasks]
         if len(tasks) > 1:
-            estimate = stats.improvement_estimate([sets[t][x] for t in tasks], [sets[t][y] for t in tasks], reps=reps)
-            table.append([ALL_TASKS, f"P({x} > {y})", f"{len(tasks)} tasks", *estimate])
+            groups.append((tasks, f"{len(tasks)} tasks", ALL_TASKS))
+        for group, runs, name in groups:
+            xs, ys = [sets[t][x] for t in group], [sets[t][y] for t in group]
+            table.append([name, f"P({x} > {y})", runs, *stats.improvement_estimate(xs, ys, reps=reps),
+                          *stats.iqm_difference_estimate(xs, ys, reps=reps)])  # fmt: skip
     return table
 
 
@@ -140,7 +141,8 @@ def wall_time_rows(rows: Sequence[dict[str, Any]]) -> list[list[object]]:
 
 
 IQM_HEADERS = ["task", "cell", "runs", "IQM score", "95 % CI low", "95 % CI high", "median score"]
-POI_HEADERS = ["task", "comparison", "runs", "probability", "95 % CI low", "95 % CI high"]
+POI_HEADERS = ["task", "comparison", "runs", "probability", "95 % CI low", "95 % CI high", "IQM X - IQM Y",
+               "95 % CI low", "95 % CI high"]  # fmt: skip
 TIMESCALE_HEADERS = ["task", "delay", "cell", "seed", "solved", "score", "first step", "reach (first)",
                      f"p{round(QUANTILE * 100)} timescale (first)", "last step", "reach (last)",
                      f"p{round(QUANTILE * 100)} timescale (last)"]  # fmt: skip
@@ -166,7 +168,8 @@ def statistics_section(
              markdown_table(IQM_HEADERS, iqm_rows(sets, reps))]  # fmt: skip
     poi = improvement_rows(sets, pairs, reps)
     if poi:
-        parts += ["\nProbability of improvement, P(X > Y) + 0.5 P(X = Y) for a random run of each:\n",
+        parts += ["\nProbability of improvement, P(X > Y) + 0.5 P(X = Y) for a random run of each, and the "
+                  "difference of the two IQM scores (the effect size):\n",
                   markdown_table(POI_HEADERS, poi)]  # fmt: skip
     if sets:
         parts.append(f"\n![performance profiles]({plot_profiles(sets, out_dir / 'profiles.png', reps).name})\n")

@@ -116,6 +116,9 @@ def test_report_keeps_every_started_run_and_writes_the_statistics(tmp_path):
     assert float(ur[4]) <= float(ur[3]) <= float(ur[5])
     poi = stats_row(text, "| PassiveMatch-d10 | P(lstm/ur > lstm/standard) |")
     assert poi[2] == "3 vs 3" and float(poi[3]) == 1.0  # every UR run above every classic one
+    classic = [by[("lstm/standard", seed)]["score"] for seed in range(3)]
+    expected = np.mean([1.0, 0.7 / 0.75, 0.6]) - np.mean(classic)  # IQM of 3 runs: their mean
+    assert float(poi[6]) == pytest.approx(expected, abs=1e-3) and float(poi[7]) <= float(poi[6]) <= float(poi[8])
     assert "P(lstm/ur > lstm/chrono)" not in text  # chrono was not planned
     assert (tmp_path / "profiles.png").stat().st_size > 1000
     assert (tmp_path / "timescales_PassiveMatch-d10.png").stat().st_size > 1000

@@ -91,6 +91,13 @@ def test_vectorised_intervals_equal_the_slow_general_bootstrap():
     fast = stats.improvement_estimate(x, y, reps=300, rng=np.random.default_rng(8))
     slow = stats.bootstrap(split, [*x, *y], reps=300, rng=np.random.default_rng(8))
     assert fast == pytest.approx(slow, abs=1e-12)
+
+    def difference(both):
+        return reference_iqm(both[:2]) - reference_iqm(both[2:])
+
+    fast = stats.iqm_difference_estimate(x, y, reps=300, rng=np.random.default_rng(10))
+    slow = stats.bootstrap(difference, [*x, *y], reps=300, rng=np.random.default_rng(10))
+    assert fast == pytest.approx(slow, abs=1e-12)
     taus = np.linspace(-1, 1, 5)
     profile, low, high = stats.profile_estimate(x, taus, reps=300, rng=np.random.default_rng(9))
     for k, tau in enumerate(taus):
@@ -125,6 +132,11 @@ def test_intervals_collapse_without_spread_and_cover_the_truth():
     assert 0.85 <= hits / 200 <= 0.99
     # Clearly separated cells: P(X > Y) = 1 and its interval with it.
     assert stats.improvement_estimate([np.arange(5.0) + 10], [np.arange(5.0)], reps=200) == (1.0, 1.0, 1.0)
+    # A shift of 10 between two cells spread over 0-4: the IQM difference is 10, its interval holds it
+    # strictly inside and (each resampled IQM lying in its cell's range) never leaves 10 +- 4.
+    shifted = stats.iqm_difference_estimate([np.arange(5.0) + 10], [np.arange(5.0)], reps=2000)
+    assert shifted.point == 10.0 and 6.0 < shifted.low < 10.0 < shifted.high < 14.0
+    assert stats.iqm_difference_estimate(constant, constant, reps=100) == (0.0, 0.0, 0.0)
 
 
 def test_point_estimates_equal_rliable():
