@@ -72,6 +72,45 @@ def improvement_rows(
     return table
 
 
+def effect_series(
+    poi: Sequence[Sequence[Any]], delays: Mapping[str, int]
+) -> dict[tuple[str, str], list[tuple[int, Sequence[Any]]]]:
+    """``{(comparison, task family): [(delay, improvement row), ...]}`` sorted by delay, for the
+    comparisons made at two delays or more of one family (``PassiveMatch-d100`` is family
+    ``PassiveMatch``): the data of "does the advantage grow with the delay?"."""
+    series: dict[tuple[str, str], list[tuple[int, Sequence[Any]]]] = {}
+    for row in poi:
+        if row[0] in delays:
+            series.setdefault((row[1], row[0].rsplit("-d", 1)[0]), []).append((delays[row[0]], row))
+    return {key: sorted(points, key=lambda p: p[0]) for key, points in series.items() if len(points) > 1}
+
+
+def plot_effect_by_delay(poi: Sequence[Sequence[Any]], delays: Mapping[str, int], path: Path) -> Path | None:
+    """P(X > Y) and IQM(X) - IQM(Y), with their 95 % intervals, against the delay: one line per
+    comparison and task family. None (no figure) when no comparison was made at two delays."""
+    series = effect_series(poi, delays)
+    if not series:
+        return None
+    figure, rows, cols = panel_figure(2, 4.8, 3.4, max_cols=2)
+    panels = ((3, "probability of improvement P(X > Y)", 0.5), (6, "effect size IQM(X) - IQM(Y)", 0.0))
+    for i, (column, label, no_effect) in enumerate(panels):
+        axes = figure.add_subplot(rows, cols, i + 1)
+        for (comparison, family), points in series.items():
+            x = np.array([d for d, _ in points], np.float64)
+            y, low, high = (np.array([float(r[column + k]) for _, r in points]) for k in range(3))
+            axes.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, linewidth=1.2,
+                          label=f"{family}: {comparison}")  # fmt: skip
+        axes.axhline(no_effect, color="grey", linestyle=":", linewidth=0.8)
+        axes.set_xscale("log")
+        axes.minorticks_off()  # the delays are the ticks
+        ticks = sorted({d for points in series.values() for d, _ in points})
+        axes.set_xticks(ticks, [str(t) for t in ticks])
+        axes.set(xlabel="delay (steps)", ylabel=label)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=6)
+    return save_figure(figure, path, title="Does the advantage grow with the delay? (95 % bootstrap intervals)")
+
+
 def plot_profiles(sets: Mapping[str, Mapping[str, np.ndarray]], path: Path, reps: int) -> Path:
     """Performance profiles: one panel per task (and one over the common tasks), the fraction of runs
     whose normalised score exceeds tau, with its pointwise 95 % band; saves a PNG."""
@@ -171,6 +210,9 @@ def statistics_section(
         parts += ["\nProbability of improvement, P(X > Y) + 0.5 P(X = Y) for a random run of each, and the "
                   "difference of the two IQM scores (the effect size):\n",
                   markdown_table(POI_HEADERS, poi)]  # fmt: skip
+        figure = plot_effect_by_delay(poi, delays, out_dir / "effect_by_delay.png")
+        if figure is not None:
+            parts.append(f"\n![the advantage against the delay]({figure.name})\n")
     if sets:
         parts.append(f"\n![performance profiles]({plot_profiles(sets, out_dir / 'profiles.png', reps).name})\n")
     parts.append(timescale_section(rows, delays, out_dir, reps))

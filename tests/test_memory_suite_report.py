@@ -218,3 +218,25 @@ def test_archived_runs_are_not_run_again(tmp_path, monkeypatch, capsys):
     )
     assert [(p.cell, p.seed) for p in ran] == [("lstm/ur", 2)]
     assert "8 archived, 9 planned" in capsys.readouterr().out
+
+
+def test_the_advantage_is_plotted_against_the_delay_per_task_family(tmp_path):
+    def row(task, comparison, p, d):
+        return [task, comparison, "5 vs 5", p, p - 0.2, min(p + 0.2, 1.0), d, d - 0.3, d + 0.3]
+
+    ur = "P(lstm/ur > lstm/standard)"
+    poi = [row("PassiveMatch-d200", ur, 0.8, 0.2), row("PassiveMatch-d50", ur, 0.6, 0.1),
+           row("PassiveMatch-d100", ur, 0.96, 0.7), row("ActiveMatch-d100", ur, 0.5, 0.0),
+           row(suite_report.ALL_TASKS, ur, 0.7, 0.3)]  # fmt: skip
+    delays = {"PassiveMatch-d50": 50, "PassiveMatch-d100": 100, "PassiveMatch-d200": 200, "ActiveMatch-d100": 100}
+    series = suite_report.effect_series(poi, delays)
+    # One family with three delays, in order; ActiveMatch at one delay and the pooled row are left out.
+    assert list(series) == [(ur, "PassiveMatch")]
+    assert [(d, r[3], r[6]) for d, r in series[(ur, "PassiveMatch")]] == [
+        (50, 0.6, 0.1),
+        (100, 0.96, 0.7),
+        (200, 0.8, 0.2),
+    ]
+    assert suite_report.plot_effect_by_delay(poi, delays, tmp_path / "effect.png").stat().st_size > 1000
+    assert suite_report.plot_effect_by_delay(poi[3:], delays, tmp_path / "none.png") is None  # one delay: no figure
+    assert not (tmp_path / "none.png").exists()
