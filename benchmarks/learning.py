@@ -248,7 +248,8 @@ def task_block(bench: Benchmark, table: list[list[object]], provenance: dict[str
     """The generated markdown of one task: provenance, the cell table, POPGym's comparison, figures."""
     name = bench.task.name
     if provenance:
-        where = (f"Measured {provenance['date']} with `{provenance['command']}` on {provenance['machine']} "
+        # The last invocation that ran this task's runs: earlier runs in the table may come from others.
+        where = (f"Runs last started {provenance['date']} with `{provenance['command']}` on {provenance['machine']} "
                  f"(load average {provenance['load_start']:.1f} at the start, {provenance['load_end']:.1f} at the end).")  # fmt: skip
     else:
         where = "How these runs were started was not recorded (they predate the report's provenance file)."
