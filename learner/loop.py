@@ -48,7 +48,6 @@ from learner.tensorboard import TensorBoardLogger
 log = logging.getLogger(__name__)
 
 CHECKPOINTS_KEPT = 3
-RETURN_WINDOW = 100  # episodes in the console's and the summary's mean return
 RATE_WINDOW = 20  # updates over which perf/env_steps_per_s is measured
 
 
@@ -85,7 +84,7 @@ class Progress:
     updates: int
     start_time: float = field(default_factory=time.perf_counter)
     start_steps: int = 0
-    returns: deque = field(default_factory=lambda: deque(maxlen=RETURN_WINDOW))
+    returns: deque = field(default_factory=lambda: deque(maxlen=m.RETURN_WINDOW))
     episodes: int = 0
     last_print: tuple[float, int] = (0.0, 0)  # (time, env_steps) at the last console line
     last_checkpoint: float = field(default_factory=time.perf_counter)
@@ -248,7 +247,8 @@ def log_update(logger: Any, progress: Progress, result: Any, episodes: list[Epis
     if episodes:
         scalars[m.EPISODE_RETURN] = sum(e.episode_return for e in episodes) / len(episodes)
         scalars[m.EPISODE_LENGTH] = sum(e.episode_length for e in episodes) / len(episodes)
-        scalars[m.EPISODE_RETURN_MEAN100] = progress.mean_return()
+        if len(progress.returns) == m.RETURN_WINDOW:
+            scalars[m.EPISODE_RETURN_MEAN100] = progress.mean_return()
     logger.scalars(scalars, step)
     if result.gates:
         gate_scalars, histograms = gate_summaries(result.gates)

@@ -8,7 +8,10 @@ Namespaces follow CleanRL: ``charts/`` what a user watches, ``losses/`` the loss
 from __future__ import annotations
 
 EPISODE_RETURN = "charts/episode_return"  # mean over the episodes that ended in this update's batch
-EPISODE_RETURN_MEAN100 = "charts/episode_return_mean100"  # mean of the last 100 episodes (the console's figure)
+RETURN_WINDOW = 100  # episodes in the console's and the summary's mean return
+# The mean of the last RETURN_WINDOW episodes (the console's figure), logged once that many have ended:
+# a mean of the first few would read as a best or a threshold crossing that no policy earned.
+EPISODE_RETURN_MEAN100 = "charts/episode_return_mean100"
 EPISODE_LENGTH = "charts/episode_length"
 
 LOSS_TOTAL = "losses/total"

@@ -15,6 +15,8 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 
 from benchmarks import learning
 from benchmarks.memory_suite import RunPlan
+from learner.metrics import EPISODE_RETURN
+from learner.plots import read_scalars
 
 TAG = learning.EPISODE_RETURN_MEAN100
 
@@ -151,16 +153,22 @@ def test_every_task_builds_its_environment_with_its_preset():
 @pytest.mark.slow
 def test_tiny_benchmark_through_the_command_line(tmp_path, capsys):
     doc = tmp_path / "docs" / "LEARNING.md"
-    argv = ["--tasks", "CartPole-v1", "--cells", "lstm/ur", "--seeds", "0", "--steps", "320",
+    # 4 800 steps: the 100-episode mean is logged once 100 episodes have ended (~2 200 steps at random play).
+    argv = ["--tasks", "CartPole-v1", "--cells", "lstm/ur", "--seeds", "0", "--steps", "4800",
             "--set", "actors.backend=local", "--out", str(tmp_path / "out"), "--doc", str(doc)]  # fmt: skip
     assert learning.main(argv) == 0
     out = capsys.readouterr().out
     assert "CartPole-v1__lstm-ur__s0: done" in out and "| CartPole-v1 | lstm/ur | 1 (1) |" in out
     runs = (tmp_path / "out" / "runs.csv").read_text().splitlines()
-    assert len(runs) == 2 and ",done,320," in runs[1]
+    assert len(runs) == 2 and ",done,4800," in runs[1]
+    # The 100-episode mean starts once 100 episodes have ended, not at the first one (whose few-episode
+    # means would count as a best or a threshold crossing), later than the per-update returns.
+    scalars = read_scalars(tmp_path / "out" / "runs" / "CartPole-v1__lstm-ur__s0")
+    first_return, first_mean = scalars[EPISODE_RETURN][0][0], scalars[TAG][0][0]
+    assert first_mean > first_return >= 320 and first_mean >= 100 * 8  # >= 8 steps an episode: 100 take >= 800
     assert (doc.parent / "figures" / "learning_CartPole-v1.png").stat().st_size > 0
     text = doc.read_text()
-    assert "<!-- learning:begin CartPole-v1 -->" in text and "--steps 320" in text and "Budget 320 env steps" in text
+    assert "<!-- learning:begin CartPole-v1 -->" in text and "--steps 4800" in text and "Budget 4,800 env steps" in text
     # Started again: nothing runs, and the provenance of the runs that made the figures is kept.
     assert learning.main(argv) == 0
-    assert "1 skipped, 1 planned" in capsys.readouterr().out and "--steps 320" in doc.read_text()
+    assert "1 skipped, 1 planned" in capsys.readouterr().out and "--steps 4800" in doc.read_text()
