@@ -7,7 +7,8 @@
 The runs go through the memory suite's runner (``benchmarks/memory_suite.py``: a finished run is
 skipped, one with a checkpoint resumed), each task with its own preset. Every figure comes from
 the TensorBoard tag ``charts/episode_return_mean100``, the mean return of the last 100 finished
-episodes, logged at each update:
+episodes, logged at each update once 100 episodes have ended (runs logged before 2026-12-02
+logged it from the first episode on, so their first points average fewer):
 
 * steps / seconds to threshold: the first logged point at or above the task's threshold; its env
   steps, and its wall-clock seconds since the run's first TensorBoard event (``read_elapsed``);
