@@ -118,10 +118,11 @@ def improvement_estimate(
 ) -> Estimate:
     """``probability_of_improvement(x, y)`` with a bootstrap interval; X's and Y's runs resampled
     independently, each within its task."""
-    rng = rng if rng is not None else np.random.default_rng(0)
-    xs, ys = stratified_resamples(x, reps, rng), stratified_resamples(y, reps, rng)
-    samples = np.mean([_pairwise_improvement(a, b) for a, b in zip(xs, ys, strict=True)], axis=0)
-    return Estimate(probability_of_improvement(x, y), *percentile_interval(samples, confidence))
+    return _two_cell_estimate(
+        probability_of_improvement(x, y),
+        lambda xs, ys: np.mean([_pairwise_improvement(a, b) for a, b in zip(xs, ys, strict=True)], axis=0),
+        x, y, reps, rng, confidence,
+    )  # fmt: skip
 
 
 def iqm_difference_estimate(
@@ -134,10 +135,27 @@ def iqm_difference_estimate(
     """``IQM(X) - IQM(Y)``, the effect size in score units, with a bootstrap interval; X's and Y's runs
     resampled independently, each within its task (the draws ``improvement_estimate`` makes). An
     interval that excludes 0 says the two cells differ by more than their run-to-run spread."""
+    return _two_cell_estimate(
+        interquartile_mean(x) - interquartile_mean(y),
+        lambda xs, ys: _trimmed_mean(np.concatenate(xs, axis=1)) - _trimmed_mean(np.concatenate(ys, axis=1)),
+        x, y, reps, rng, confidence,
+    )  # fmt: skip
+
+
+def _two_cell_estimate(
+    point: float,
+    statistic: Callable[[list[np.ndarray], list[np.ndarray]], np.ndarray],
+    x: Scores,
+    y: Scores,
+    reps: int,
+    rng: np.random.Generator | None,
+    confidence: float,
+) -> Estimate:
+    """``point`` with the interval of ``statistic(xs, ys) -> [reps]`` over X's and Y's runs resampled
+    independently, each within its task (X's draws first, then Y's, from one generator)."""
     rng = rng if rng is not None else np.random.default_rng(0)
     xs, ys = stratified_resamples(x, reps, rng), stratified_resamples(y, reps, rng)
-    samples = _trimmed_mean(np.concatenate(xs, axis=1)) - _trimmed_mean(np.concatenate(ys, axis=1))
-    return Estimate(interquartile_mean(x) - interquartile_mean(y), *percentile_interval(samples, confidence))
+    return Estimate(point, *percentile_interval(statistic(xs, ys), confidence))
 
 
 def profile_estimate(
