@@ -4,6 +4,7 @@
     python -m benchmarks.memory_suite --preset full --address auto --jobs 16   # a Ray cluster
     python -m benchmarks.memory_suite --preset cpu --report-only       # redraw table and figures
     python -m benchmarks.memory_suite --delays 50 100 --steps 3000000  # other PassiveMatch delays
+    python -m benchmarks.memory_suite --preset long --active-delays 20 --steps 3000000   # other ActiveMatch delays
     python -m benchmarks.memory_suite --preset long                    # the long-delay grid (issue 12)
     python -m benchmarks.memory_suite --preset long --delays 100 --cells lstm/ur --seeds 0   # one cell of it
     python -m benchmarks.memory_suite --preset long --settings base actors.context_length={episode_length}
@@ -292,9 +293,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--cells", nargs="+", help="cell/gate pairs, e.g. lstm/ur gru/ur lstm/chrono-short "
                         "(default: the preset's)")  # fmt: skip
-    parser.add_argument("--tasks", nargs="+", help="task names of the preset (default: all, or none with --delays)")
+    parser.add_argument(
+        "--tasks", nargs="+", help="task names of the preset (default: all, or none with --delays or --active-delays)"
+    )
     parser.add_argument(
         "--delays", nargs="+", type=int, help="PassiveMatch delays to run besides (or instead of) the preset's"
+    )
+    parser.add_argument(
+        "--active-delays", nargs="+", type=int, help="ActiveMatch delays to run besides (or instead of) the preset's"
     )
     parser.add_argument("--steps", type=int, help="env steps per run for every task (default: each task's own budget)")
     parser.add_argument("--seeds", nargs="+", type=int, help="default: the preset's seeds")
@@ -323,7 +329,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     preset = PRESETS[args.preset]
     args.cells = args.cells or list(preset.cells)
     try:
-        tasks = select_tasks(preset, args.tasks, args.delays, args.steps)
+        tasks = select_tasks(preset, args.tasks, args.delays, args.steps, args.active_delays)
         args.task_list = with_budgets(tasks, args.budget)
         args.setting_list = tuple(dict.fromkeys(parse_setting(spec) for spec in args.settings))
         for cell in args.cells:

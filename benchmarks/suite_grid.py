@@ -74,6 +74,10 @@ def passive_match(delay: int, steps: int, unroll: int) -> Task:
                 {"delay": delay, "choice": "colour"}, references)  # fmt: skip
 
 
+# ActiveMatch's episode (delay + 10) is this much longer than PassiveMatch's (delay + 4) at the same delay.
+ACTIVE_EXTRA_STEPS = 6
+
+
 def active_match(delay: int, steps: int, unroll: int) -> Task:
     # Episode: 9 cue-phase moves + delay + 1 choice (envs/active_match.py defaults), maximum 1 + delay * 0.05;
     # the cue phase pays nothing, so the references are PassiveMatch's.
@@ -167,22 +171,30 @@ PRESETS = {
 
 
 def select_tasks(
-    preset: Preset, names: list[str] | None, delays: list[int] | None, steps: int | None
+    preset: Preset,
+    names: list[str] | None,
+    delays: list[int] | None,
+    steps: int | None,
+    active_delays: list[int] | None = None,
 ) -> tuple[Task, ...]:
     """The preset's tasks named in ``names`` (all of them when neither names nor delays are given),
-    plus a PassiveMatch task per delay in ``delays``; ``steps`` replaces every task's budget.
+    plus a PassiveMatch task per delay in ``delays`` and an ActiveMatch task per delay in
+    ``active_delays``; ``steps`` replaces every task's budget.
 
-    A PassiveMatch delay the preset lacks gets the preset's unroll rule and, without ``steps``,
-    the largest budget among the preset's tasks.
+    A delay the preset lacks gets the preset's unroll rule (for ActiveMatch, the rule of a PassiveMatch
+    episode as long) and, without ``steps``, the largest budget among the preset's tasks.
     """
     known = {t.name: t for t in preset.tasks}
     unknown = [n for n in names or () if n not in known]
     if unknown:
-        raise ValueError(f"unknown task {unknown[0]!r}: the preset has {', '.join(known)} (other delays: --delays)")
-    chosen = [known[n] for n in names] if names else ([] if delays else list(preset.tasks))
+        raise ValueError(
+            f"unknown task {unknown[0]!r}: the preset has {', '.join(known)} (other delays: --delays, --active-delays)"
+        )
+    chosen = [known[n] for n in names] if names else ([] if delays or active_delays else list(preset.tasks))
     budget = steps or max(t.total_env_steps for t in preset.tasks)
-    for delay in delays or ():
-        task = passive_match(delay, budget, preset.unroll_for_delay(delay))
+    added = [passive_match(d, budget, preset.unroll_for_delay(d)) for d in delays or ()]
+    added += [active_match(d, budget, preset.unroll_for_delay(d + ACTIVE_EXTRA_STEPS)) for d in active_delays or ()]
+    for task in added:
         if task.name not in {t.name for t in chosen}:
             chosen.append(known.get(task.name, task))
     if steps:

@@ -113,6 +113,22 @@ def test_select_tasks_names_delays_and_budget():
         suite.select_tasks(cpu, ["PassiveMatch-d20"], None, None)
 
 
+def test_select_tasks_adds_active_match_delays_with_the_unroll_of_an_episode_as_long():
+    long = suite.PRESETS["long"]
+    [a20] = suite.select_tasks(long, None, None, 3_000_000, [20])
+    # ActiveMatch's episode at delay 20: 9 cue-phase moves + 20 + 1 choice = 30 steps; two episodes per unroll.
+    assert (a20.name, a20.env_id, a20.kwargs["delay"]) == ("ActiveMatch-d20", "gatedrl/ActiveMatch-v0", 20)
+    assert (a20.episode_length, a20.unroll_length, a20.total_env_steps) == (30, 60, 3_000_000)
+    assert a20.max_return == pytest.approx(2.0)
+    # A delay the preset has keeps the preset's task (its budget); both kinds can be asked for at once.
+    tasks = suite.select_tasks(long, None, [50], None, [100])
+    assert [t.name for t in tasks] == ["PassiveMatch-d50", "ActiveMatch-d100"]
+    assert tasks[1] == next(t for t in long.tasks if t.name == "ActiveMatch-d100")
+    assert tasks[1].unroll_length == 220 and tasks[0].unroll_length == 110
+    args = suite.parse_args(["--preset", "long", "--active-delays", "20", "--steps", "1000", "--cells", "lstm/ur"])
+    assert [(t.name, t.unroll_length) for t in args.task_list] == [("ActiveMatch-d20", 60)]
+
+
 def test_command_line_rejects_a_budget_it_could_not_track(capsys):
     with pytest.raises(SystemExit):
         suite.parse_args(["--set", "run.total_env_steps=10"])
