@@ -237,7 +237,9 @@ def test_one_cell_of_the_grid_is_one_command(tmp_path):
     plans = suite.make_plans(grid.task_list, grid.cells, suite.PRESETS["long"].seeds, grid.setting_list)
     assert len(plans) == 5 * 7 * 5
     assert {t.name: t.total_env_steps for t in grid.task_list}["PassiveMatch-d500"] == 20_000_000
-    assert {t.name: t.total_env_steps for t in grid.task_list}["PassiveMatch-d200"] == 6_000_000
+    assert {t.name: t.total_env_steps for t in grid.task_list}["PassiveMatch-d200"] == grid_budgets()[
+        "PassiveMatch-d200"
+    ]
 
 
 def test_the_command_line_refuses_unknown_cells_budgets_and_settings(capsys):
@@ -250,19 +252,24 @@ def test_the_command_line_refuses_unknown_cells_budgets_and_settings(capsys):
         assert message in capsys.readouterr().err
 
 
+def grid_budgets() -> dict[str, int]:
+    return {t.name: t.total_env_steps for t in suite.PRESETS["long"].tasks}
+
+
 def test_list_shows_what_is_left(tmp_path, capsys):
     assert suite.main(["--preset", "long", "--tasks", "ActiveMatch-d100", "--cells", "lstm/ur", "gru/ur",
                        "--seeds", "0", "--out", str(tmp_path), "--list"]) == 0  # fmt: skip
     done = tmp_path / "runs" / "ActiveMatch-d100__gru-ur__s0"
     done.mkdir(parents=True)
-    (done / "summary.json").write_text(json.dumps({"env_steps": 5_000_000}))
+    budget = grid_budgets()["ActiveMatch-d100"]
+    (done / "summary.json").write_text(json.dumps({"env_steps": budget}))
     capsys.readouterr()
     suite.main(["--preset", "long", "--tasks", "ActiveMatch-d100", "--cells", "lstm/ur", "gru/ur",
                 "--seeds", "0", "--out", str(tmp_path), "--list"])  # fmt: skip
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("ActiveMatch-d100__lstm-ur__s0  missing  5,000,000 steps  unroll 220")
+    assert lines[0].startswith(f"ActiveMatch-d100__lstm-ur__s0  missing  {budget:,} steps  unroll 220")
     assert lines[1].startswith("ActiveMatch-d100__gru-ur__s0  done")
-    assert lines[2] == "ActiveMatch-d100: at most 5,000,000 env steps to run"
+    assert lines[2] == f"ActiveMatch-d100: at most {budget:,} env steps to run"
     assert not (tmp_path / "logs").exists()  # nothing was run
 
 
