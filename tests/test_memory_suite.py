@@ -220,6 +220,10 @@ def test_settings_fill_in_the_task_and_name_the_runs():
     assert [p.seed for p in plans[:4]] == [0, 0, 0, 0]  # seeds outermost
 
 
+def grid_budgets() -> dict[str, int]:
+    return {t.name: t.total_env_steps for t in suite.PRESETS["long"].tasks}
+
+
 def test_one_cell_of_the_grid_is_one_command(tmp_path):
     args = suite.parse_args(["--preset", "long", "--delays", "100", "--cells", "lstm/ur", "--seeds", "0",
                              "--settings", "base", "actors.context_length={episode_length}", "--out", str(tmp_path)])  # fmt: skip
@@ -236,10 +240,9 @@ def test_one_cell_of_the_grid_is_one_command(tmp_path):
     grid = suite.parse_args(["--preset", "long", "--budget", "PassiveMatch-d500=20000000"])
     plans = suite.make_plans(grid.task_list, grid.cells, suite.PRESETS["long"].seeds, grid.setting_list)
     assert len(plans) == 5 * 7 * 5
-    assert {t.name: t.total_env_steps for t in grid.task_list}["PassiveMatch-d500"] == 20_000_000
-    assert {t.name: t.total_env_steps for t in grid.task_list}["PassiveMatch-d200"] == grid_budgets()[
-        "PassiveMatch-d200"
-    ]
+    budgets = {t.name: t.total_env_steps for t in grid.task_list}
+    assert budgets["PassiveMatch-d500"] == 20_000_000
+    assert budgets["PassiveMatch-d200"] == grid_budgets()["PassiveMatch-d200"]  # the others keep the preset's
 
 
 def test_the_command_line_refuses_unknown_cells_budgets_and_settings(capsys):
@@ -250,10 +253,6 @@ def test_the_command_line_refuses_unknown_cells_budgets_and_settings(capsys):
         with pytest.raises(SystemExit):
             suite.parse_args(argv)
         assert message in capsys.readouterr().err
-
-
-def grid_budgets() -> dict[str, int]:
-    return {t.name: t.total_env_steps for t in suite.PRESETS["long"].tasks}
 
 
 def test_list_shows_what_is_left(tmp_path, capsys):
