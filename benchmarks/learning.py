@@ -116,6 +116,8 @@ BENCHMARKS = (
         500,
     ),
     popgym_task("RepeatPreviousEasy", 51, 2_000_000, 0.9),
+    # The first card's suit, asked at each of the 51 steps: one cue held across two unroll boundaries.
+    popgym_task("RepeatFirstEasy", 51, 2_000_000, 0.9),
     popgym_task("CountRecallEasy", 51, 2_000_000, 0.5),
     popgym_task("RepeatPreviousMedium", 103, 3_000_000, 0.9),
     gym_task("MiniGrid-MemoryS7", "MiniGrid-MemoryS7-v0", 16_000_000, 0.9, "minigrid_memory.yaml", 1.0, 245),
