@@ -76,7 +76,13 @@ def test_short_run_learns_the_memory_task(trained_run):
     summary = read_summary(trained_run)
     assert summary["env_steps"] >= TOTAL_STEPS
     assert summary["actor_restarts"] == 0
-    assert summary["mean_return"] > CHANCE_RETURN + 0.45, summary
+    # Learned: the 100-episode mean passes 0.9 at some point (chance is 0.35). Then it must stay well
+    # above chance to the end. Not "above 0.8 at the end": one CI run in many (2026-12-02, beside other
+    # work) reached 0.97 at 43k steps and ended at 0.74, one of the dips of docs/value_normalisation.md;
+    # 8 reruns the same day beside a training run all ended at 1.00-1.02.
+    best = max(event.value for event in event_scalars(trained_run)[m.EPISODE_RETURN_MEAN100])
+    assert best >= 0.9, summary
+    assert summary["mean_return"] > CHANCE_RETURN + 0.3, summary
 
 
 @pytest.mark.slow
