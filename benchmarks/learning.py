@@ -118,7 +118,10 @@ BENCHMARKS = (
     popgym_task("RepeatPreviousEasy", 51, 2_000_000, 0.9),
     # The first card's suit, asked at each of the 51 steps: one cue held across two unroll boundaries.
     popgym_task("RepeatFirstEasy", 51, 2_000_000, 0.9),
-    popgym_task("CountRecallEasy", 51, 2_000_000, 0.5),
+    # Threshold: memory in use, not the task solved. The memoryless control's 100-episode mean never
+    # passes -0.90 (chance -0.92); every LSTM run with the preset's window passes -0.7 by 0.73 M, and
+    # 10 M steps reach about 0 (docs/LEARNING.md), so the earlier guess of 0.5 measured nothing in 2 M.
+    popgym_task("CountRecallEasy", 51, 2_000_000, -0.7),
     popgym_task("RepeatPreviousMedium", 103, 3_000_000, 0.9),
     gym_task("MiniGrid-MemoryS7", "MiniGrid-MemoryS7-v0", 16_000_000, 0.9, "minigrid_memory.yaml", 1.0, 245),
 )
