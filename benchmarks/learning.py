@@ -21,6 +21,8 @@ logged it from the first episode on, so their first points average fewer):
 
 The report writes ``runs.csv``, ``cells.csv``/``cells.md`` and per-task curves (median over seeds,
 min-max band) under ``--out``, and refreshes each measured task's block in ``docs/LEARNING.md``.
+``--scores-from docs/data/learning_<x>.csv`` (a versioned ``runs.csv``) stands in for runs whose
+folders are gone: they count in the tables, not in the curves, and are not run again.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from benchmarks.memory_suite import (
     Preset,
     RunPlan,
     Task,
+    archived_instead,
     group_runs,
     make_plans,
     read_series,
@@ -54,6 +57,7 @@ from benchmarks.memory_suite import (
     training_clock,
 )
 from benchmarks.plotting import format_cell, markdown_table, plot_curves, write_csv
+from benchmarks.suite_archive import Key, archive_key, parse_number, read_archive
 from configs import load_config
 from learner.metrics import EPISODE_RETURN_MEAN100
 from learner.plots import event_files
@@ -183,12 +187,44 @@ def run_row(bench: Benchmark, plan: RunPlan, out_dir: Path) -> dict[str, Any] | 
         "seconds_to_threshold": None if hit is None else float(seconds[hit]),
         "held_from": None if held is None else float(steps[held]), "lowest_after": lowest_after(values, bench.threshold),
         "train_seconds": float(seconds[-1]) if seconds.size else None, "wall_time_s": summary.get("wall_time_s"),
-        "curve": (steps, values), "curve_seconds": (seconds, values),
+        "threshold": bench.threshold, "curve": (steps, values), "curve_seconds": (seconds, values),
     }  # fmt: skip
 
 
 RUN_HEADERS = ["task", "cell", "seed", "status", "env_steps", "final", "best", "steps_to_threshold",
-               "seconds_to_threshold", "held_from", "lowest_after", "train_seconds", "wall_time_s"]  # fmt: skip
+               "seconds_to_threshold", "held_from", "lowest_after", "train_seconds", "wall_time_s",
+               "threshold"]  # fmt: skip
+ARCHIVE_REQUIRED = ("task", "cell", "seed", "status", "env_steps", "final", "best", "threshold")
+NO_CURVE = (np.zeros(0), np.zeros(0))
+
+
+def read_scores(paths: list[Path]) -> dict[Key, dict[str, str]]:
+    """The rows of versioned learning ``runs.csv`` files by (task, cell, seed); ``ValueError`` names a
+    file that is not one."""
+    return read_archive(paths, ARCHIVE_REQUIRED, "learning-benchmark")
+
+
+def archived_run_row(bench: Benchmark, plan: RunPlan, archive: dict[Key, dict[str, str]]) -> dict[str, Any] | None:
+    """``plan``'s row from a versioned runs.csv (no curve), or None when the archive does not hold it.
+
+    ``ValueError`` when the row cannot stand for this plan: measured against another threshold (its
+    steps to threshold, held-from and lowest-after would not apply) or over more env steps than the
+    task's budget (its final and best would not be at this budget)."""
+    row = archive.get(archive_key(plan))
+    if row is None:
+        return None
+    threshold, env_steps = parse_number(row["threshold"], float), parse_number(row["env_steps"], int)
+    if threshold != bench.threshold:
+        raise ValueError(f"{plan.name}: archived with threshold {threshold:g}, the task's is {bench.threshold:g}; "
+                         f"its steps to threshold do not apply (report it from its run folder)")  # fmt: skip
+    if env_steps is not None and env_steps > bench.task.total_env_steps:
+        raise ValueError(f"{plan.name}: archived at {env_steps:,} env steps, more than the budget "
+                         f"{bench.task.total_env_steps:,}; give the run's budget with --steps")  # fmt: skip
+    values = {name: parse_number(row.get(name), float) for name in RUN_HEADERS[5:-1]}
+    return {**values, "task": plan.task.name, "cell": plan.cell, "seed": plan.seed, "status": row["status"],
+            "env_steps": env_steps, "threshold": threshold, "curve": NO_CURVE, "curve_seconds": NO_CURVE}  # fmt: skip
+
+
 CELL_HEADERS = ["task", "cell", "runs (done)", "reached threshold", "steps to threshold (median)",
                 "seconds to threshold (median)", "final median", "final min", "final max", "best mean",
                 "best std", "train seconds (median)", "held to the end", "held from (median)",
@@ -250,8 +286,15 @@ def draw(bench: Benchmark, rows: list[dict[str, Any]], folders: list[Path]) -> l
     return paths
 
 
-def task_block(bench: Benchmark, table: list[list[object]], provenance: dict[str, Any] | None) -> str:
-    """The generated markdown of one task: provenance, the cell table, POPGym's comparison, figures."""
+def task_block(
+    bench: Benchmark,
+    table: list[list[object]],
+    provenance: dict[str, Any] | None,
+    archived: int = 0,
+    drawn: bool = True,
+) -> str:
+    """The generated markdown of one task: provenance, the cell table, POPGym's comparison, figures;
+    ``archived`` runs came from a versioned runs.csv, ``drawn`` says whether any run had a curve."""
     name = bench.task.name
     if provenance:
         # The last invocation that ran this task's runs: earlier runs in the table may come from others.
@@ -260,12 +303,16 @@ def task_block(bench: Benchmark, table: list[list[object]], provenance: dict[str
     else:
         where = "How these runs were started was not recorded (they predate the report's provenance file)."
     lines = [f"### {name}", "", where, f"Budget {bench.task.total_env_steps:,} env steps per run, "
-             f"threshold {bench.threshold:g} on the 100-episode mean; preset `{bench.task.config.relative_to(ROOT)}`.", "",
-             markdown_table(CELL_HEADERS[1:], [display(row)[1:] for row in table if row[0] == name])]  # fmt: skip
+             f"threshold {bench.threshold:g} on the 100-episode mean; preset `{bench.task.config.relative_to(ROOT)}`."]  # fmt: skip
+    if archived:
+        lines += [f"Read from a versioned runs.csv (`--scores-from`, their folders gone): {archived} of these runs; "
+                  "they count in the tables, not in the figures."]  # fmt: skip
+    lines += ["", markdown_table(CELL_HEADERS[1:], [display(row)[1:] for row in table if row[0] == name])]
     if bench.mmer:
         lines += ["MMER (max over training of the 100-episode mean return), mean ± std over seeds:", "",
                   markdown_table(["model", "MMER", "budget", "source"], published_rows(bench, table))]  # fmt: skip
-    lines += [f"![{name}](figures/learning_{name}.png) ![{name}, wall clock](figures/learning_{name}_seconds.png)"]
+    if drawn:
+        lines += [f"![{name}](figures/learning_{name}.png) ![{name}, wall clock](figures/learning_{name}_seconds.png)"]
     return "\n".join(lines)
 
 
@@ -284,10 +331,15 @@ def refresh_doc(doc: Path, blocks: dict[str, str]) -> None:
     doc.write_text(text)
 
 
-def report(benches: list[Benchmark], plans: list[RunPlan], out_dir: Path, doc: Path | None) -> str:
-    """Write the tables and figures under ``out_dir`` (and refresh ``doc``); return the cell table."""
+def report(
+    benches: list[Benchmark], plans: list[RunPlan], out_dir: Path, doc: Path | None,
+    archive: dict[Key, dict[str, str]] | None = None,
+) -> str:  # fmt: skip
+    """Write the tables and figures under ``out_dir`` (and refresh ``doc``); return the cell table.
+    A planned run without a folder is taken from ``archive`` (``read_scores``) when it holds it."""
     by_name = {b.task.name: b for b in benches}
-    rows = [r for r in (run_row(by_name[p.task.name], p, out_dir) for p in plans) if r is not None]
+    rows = [r for r in (run_row(by_name[p.task.name], p, out_dir) or archived_run_row(by_name[p.task.name], p, archive or {})
+                        for p in plans) if r is not None]  # fmt: skip
     write_csv(out_dir / "runs.csv", RUN_HEADERS, [[r[h] for h in RUN_HEADERS] for r in rows])
     table = cell_rows(rows)
     write_csv(out_dir / "cells.csv", CELL_HEADERS, table)
@@ -296,8 +348,11 @@ def report(benches: list[Benchmark], plans: list[RunPlan], out_dir: Path, doc: P
     provenance = read_provenance(out_dir)
     blocks = {}
     for bench in benches:
-        if draw(bench, rows, [out_dir] + ([doc.parent / "figures"] if doc else [])):
-            blocks[bench.task.name] = task_block(bench, table, provenance.get(bench.task.name))
+        task_rows = [r for r in rows if r["task"] == bench.task.name]
+        if task_rows:
+            drawn = draw(bench, rows, [out_dir] + ([doc.parent / "figures"] if doc else []))
+            archived = sum(r["curve"] is NO_CURVE for r in task_rows)
+            blocks[bench.task.name] = task_block(bench, table, provenance.get(bench.task.name), archived, bool(drawn))
     if doc and blocks:
         refresh_doc(doc, blocks)
     return text
@@ -350,6 +405,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "learning")
     parser.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="markdown to refresh ('' for none)")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--scores-from", nargs="+", type=Path, default=[], metavar="RUNS_CSV",
+                        help="versioned runs.csv files (docs/data/learning_*.csv) whose rows stand in for planned "
+                             "runs that have no folder under --out: they are reported, not run again")  # fmt: skip
     args = parser.parse_args(argv)
     if any(item.startswith("run.total_env_steps=") for item in args.set):
         parser.error("set the budget with --steps: the benchmark reads it to know which runs are finished")
@@ -364,6 +422,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         check_configs(args.benches, args.cells, args.set)
     except ValueError as error:
+        parser.error(str(error))
+    try:
+        args.archive = read_scores(args.scores_from)
+        by_name = {b.task.name: b for b in args.benches}
+        for plan in make_plans(tuple(by_name[name].task for name in by_name), args.cells, args.seeds):
+            if archived_instead(plan, args.out.resolve(), args.archive):  # checked now, not after the runs
+                archived_run_row(by_name[plan.task.name], plan, args.archive)
+    except (OSError, ValueError) as error:
         parser.error(str(error))
     args.doc = args.doc if str(args.doc) not in ("", ".") else None
     return args
@@ -381,11 +447,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         out.mkdir(parents=True, exist_ok=True)
         load_start = os.getloadavg()[0]
-        statuses = run_suite(plans, PRESET, out, args.jobs, args.address, tuple(args.set))
-        print(f"{statuses.count('skipped')} skipped, {len(statuses)} planned", flush=True)
+        to_run = [p for p in plans if not archived_instead(p, out, args.archive)]
+        statuses = run_suite(to_run, PRESET, out, args.jobs, args.address, tuple(args.set))
+        print(f"{statuses.count('skipped')} skipped, {len(plans) - len(to_run)} archived, {len(plans)} planned",
+              flush=True)  # fmt: skip
         if statuses.count("skipped") < len(statuses):  # something ran: this command made the figures
             record_provenance(out, [b.task.name for b in args.benches], argv, load_start)
-    print(report(args.benches, plans, out, args.doc))
+    print(report(args.benches, plans, out, args.doc, args.archive))
     return 0
 
 

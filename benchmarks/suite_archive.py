@@ -29,18 +29,21 @@ FLOAT_FIELDS = ("final_return", "auc", "steps_to_threshold", "binary_g", "policy
 REQUIRED = ("task", "cell", "seed", "status", "final_return")
 
 
-def read_archive(paths: Iterable[Path]) -> dict[Key, dict[str, str]]:
+def read_archive(
+    paths: Iterable[Path], required: tuple[str, ...] = REQUIRED, kind: str = "memory-suite"
+) -> dict[Key, dict[str, str]]:
     """Every row of the given ``runs.csv`` files by (task, cell, seed); a later file's row wins.
 
-    ``ValueError`` naming the file for a missing column or a row without a seed. A row without a final
-    return is a run that logged none (it crashed before its first update): it scores 0, as in the report."""
+    ``ValueError`` naming the file for a missing column of ``required`` (``kind`` names the report that
+    writes such files) or a row without a seed. A memory-suite row without a final return is a run that
+    logged none (it crashed before its first update): it scores 0, as in the report."""
     archive: dict[Key, dict[str, str]] = {}
     for path in paths:
         with Path(path).open(newline="") as file:
             reader = csv.DictReader(file)
-            missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
+            missing = [name for name in required if name not in (reader.fieldnames or [])]
             if missing:
-                raise ValueError(f"{path}: not a memory-suite runs.csv (no column {', '.join(missing)})")
+                raise ValueError(f"{path}: not a {kind} runs.csv (no column {', '.join(missing)})")
             for line, row in enumerate(reader, start=2):
                 if not row["seed"].strip():
                     raise ValueError(f"{path}, line {line}: a run needs its seed")
@@ -58,8 +61,8 @@ def archived_row(plan: RunPlan, archive: Mapping[Key, Mapping[str, str]]) -> dic
     row = archive.get(archive_key(plan))
     if row is None:
         return None
-    values: dict[str, Any] = {name: _number(row.get(name), int) for name in INTEGER_FIELDS}
-    values.update({name: _number(row.get(name), float) for name in FLOAT_FIELDS})
+    values: dict[str, Any] = {name: parse_number(row.get(name), int) for name in INTEGER_FIELDS}
+    values.update({name: parse_number(row.get(name), float) for name in FLOAT_FIELDS})
     return {
         **values, "task": plan.task.name, "cell": plan.label, "seed": plan.seed, "setting": plan.setting.label,
         "status": row["status"], "score": plan.task.score(values["final_return"]),
@@ -68,7 +71,7 @@ def archived_row(plan: RunPlan, archive: Mapping[Key, Mapping[str, str]]) -> dic
     }  # fmt: skip
 
 
-def _number(text: str | None, kind: type) -> Any:
+def parse_number(text: str | None, kind: type) -> Any:
     """An empty cell is an unknown value (None); ``int`` cells may be written as floats (``8.0e6``)."""
     if text is None or not text.strip():
         return None

@@ -110,6 +110,84 @@ def test_run_rows_threshold_final_best_and_table(tmp_path):
     assert published and all(p[1] == "not confirmed" and "15M" in p[2] for p in published)
 
 
+def cartpole_runs(out_dir):
+    """Two fake CartPole-v1 runs at a 400-step budget (UR reaches 475, the control does not)."""
+    bench = learning.with_budget(learning.KNOWN["CartPole-v1"], 400)
+    ur, none = RunPlan(bench.task, "lstm/ur", 0), RunPlan(bench.task, "none/standard", 0)
+    fake_run(out_dir, ur, [(100, 20.0, 510.0), (200, 480.0, 530.0), (300, 470.0, 545.0), (400, 490.0, 560.0)], 400)
+    fake_run(out_dir, none, [(100, 30.0, 505.0), (200, 60.0, 512.0)], 400)
+    return bench, [ur, none]
+
+
+def test_a_task_is_reported_from_its_versioned_runs_csv(tmp_path):
+    """Report, keep runs.csv, lose one run folder: its row comes back from the archive unchanged, the
+    tables are the same, and the block says how many runs have no curve."""
+    bench, plans = cartpole_runs(tmp_path / "first")
+    learning.report([bench], plans, tmp_path / "first", tmp_path / "first" / "LEARNING.md")
+    archive_path = tmp_path / "scores.csv"
+    archive_path.write_text((tmp_path / "first" / "runs.csv").read_text())
+    (tmp_path / "second" / "runs").mkdir(parents=True)
+    (tmp_path / "first" / "runs" / plans[1].name).rename(tmp_path / "second" / "runs" / plans[1].name)
+
+    archive = learning.read_scores([archive_path])
+    row = learning.archived_run_row(bench, plans[0], archive)
+    assert (row["steps_to_threshold"], row["held_from"], row["lowest_after"], row["best"]) == (
+        200.0,
+        400.0,
+        470.0,
+        490.0,
+    )
+    assert row["env_steps"] == 400 and row["status"] == "done" and row["curve"][0].size == 0
+    doc = tmp_path / "second" / "LEARNING.md"
+    learning.report([bench], plans, tmp_path / "second", doc, archive)
+    for name in ("runs.csv", "cells.csv"):
+        assert (tmp_path / "second" / name).read_text() == (tmp_path / "first" / name).read_text()
+    block = doc.read_text()
+    assert "Read from a versioned runs.csv" in block and "1 of these runs" in block and "![CartPole-v1]" in block
+    # Only archived runs: the tables, no figure line.
+    learning.report([bench], plans[:1], tmp_path / "third", tmp_path / "third" / "LEARNING.md", archive)
+    assert "| lstm/ur | 1 (1) | 1/1 |" in (tmp_path / "third" / "LEARNING.md").read_text()
+    assert "![CartPole-v1]" not in (tmp_path / "third" / "LEARNING.md").read_text()
+
+
+def test_an_archived_row_that_does_not_fit_the_task_is_refused(tmp_path):
+    bench, plans = cartpole_runs(tmp_path)
+    learning.report([bench], plans, tmp_path, None)
+    archive = learning.read_scores([tmp_path / "runs.csv"])
+    other_threshold = learning.replace(bench, threshold=450.0)
+    with pytest.raises(ValueError, match="archived with threshold 475, the task's is 450"):
+        learning.archived_run_row(other_threshold, plans[0], archive)
+    with pytest.raises(ValueError, match="archived at 400 env steps, more than the budget 300; .*--steps"):
+        learning.archived_run_row(learning.with_budget(bench, 300), plans[0], archive)
+    assert learning.archived_run_row(bench, RunPlan(bench.task, "lstm/ur", 5), archive) is None
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("task,cell,seed,status,final\nCartPole-v1,lstm/ur,0,done,1.0\n")
+    with pytest.raises(ValueError, match="wrong.csv: not a learning-benchmark runs.csv .*threshold"):
+        learning.read_scores([wrong])
+
+
+def test_archived_runs_are_not_run_again(tmp_path, monkeypatch, capsys):
+    bench, plans = cartpole_runs(tmp_path / "first")
+    learning.report([bench], plans, tmp_path / "first", None)
+    rows = (tmp_path / "first" / "runs.csv").read_text().splitlines()
+    archive_path = tmp_path / "scores.csv"
+    archive_path.write_text("\n".join(r for r in rows if ",none/standard," not in r) + "\n")
+    ran = []
+    monkeypatch.setattr(learning, "run_suite", lambda plans, *args: ran.extend(plans) or ["started"] * len(plans))
+    monkeypatch.setattr(learning, "report", lambda *args: "")
+    argv = ["--tasks", "CartPole-v1", "--cells", "lstm/ur", "none/standard", "--seeds", "0", "--steps", "400",
+            "--out", str(tmp_path / "second"), "--doc", "", "--scores-from", str(archive_path)]  # fmt: skip
+    assert learning.main(argv) == 0
+    assert [(p.cell, p.seed) for p in ran] == [("none/standard", 0)]
+    assert "1 archived, 2 planned" in capsys.readouterr().out
+    # The mismatch is found before anything runs, as a one-line command-line error.
+    with pytest.raises(SystemExit):
+        learning.parse_args(
+            [*argv[:-6], "--steps", "300", "--out", str(tmp_path / "third"), "--scores-from", str(archive_path)]
+        )
+    assert "more than the budget 300" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_refresh_doc_replaces_its_blocks_and_keeps_the_rest(tmp_path):
     doc = tmp_path / "LEARNING.md"
     doc.write_text("# Title\n\nHand-written context.\n")
@@ -171,4 +249,4 @@ def test_tiny_benchmark_through_the_command_line(tmp_path, capsys):
     assert "<!-- learning:begin CartPole-v1 -->" in text and "--steps 4800" in text and "Budget 4,800 env steps" in text
     # Started again: nothing runs, and the provenance of the runs that made the figures is kept.
     assert learning.main(argv) == 0
-    assert "1 skipped, 1 planned" in capsys.readouterr().out and "--steps 4800" in doc.read_text()
+    assert "1 skipped, 0 archived, 1 planned" in capsys.readouterr().out and "--steps 4800" in doc.read_text()
