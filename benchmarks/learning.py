@@ -423,10 +423,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         check_configs(args.benches, args.cells, args.set)
     except ValueError as error:
         parser.error(str(error))
+    args.plans = make_plans(tuple(b.task for b in args.benches), args.cells, args.seeds)
     try:
         args.archive = read_scores(args.scores_from)
         by_name = {b.task.name: b for b in args.benches}
-        for plan in make_plans(tuple(by_name[name].task for name in by_name), args.cells, args.seeds):
+        for plan in args.plans:
             if archived_instead(plan, args.out.resolve(), args.archive):  # checked now, not after the runs
                 archived_run_row(by_name[plan.task.name], plan, args.archive)
     except (OSError, ValueError) as error:
@@ -443,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     out = args.out.resolve()
-    plans = make_plans(tuple(b.task for b in args.benches), args.cells, args.seeds)
+    plans = args.plans
     if not args.report_only:
         out.mkdir(parents=True, exist_ok=True)
         load_start = os.getloadavg()[0]
