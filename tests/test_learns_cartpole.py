@@ -37,4 +37,7 @@ def test_recurrent_agent_leaves_random_play_on_cartpole(tmp_path):
     steps, means = read_scalars(tmp_path / "cartpole")[m.EPISODE_RETURN_MEAN100]
     assert max(means) > 4 * RANDOM_PLAY, summary
     assert means[-1] == pytest.approx(summary["mean_return"], rel=0.05)  # the logged curve is the summary's figure
-    assert max(means[: len(means) // 4]) < 2 * RANDOM_PLAY  # it started from random play: the gain was learned
+    # It started from random play, so the gain was learned. The first logged mean covers the first 100
+    # episodes (about 2k env steps, a few updates); a quarter of the logged points was used before, and a
+    # fast run (193 at 100k, 2026-12-02 CI) had already passed 44 inside that quarter.
+    assert means[0] < 2 * RANDOM_PLAY, means[:5]
