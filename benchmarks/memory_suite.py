@@ -45,6 +45,7 @@ import numpy as np
 from benchmarks.plotting import markdown_table, plot_curves, smooth, write_csv
 from benchmarks.suite_archive import Key, archive_key, archived_row, read_archive
 from benchmarks.suite_grid import (  # Task: benchmarks/learning.py imports it from here
+    BASE,
     PRESETS,
     ROOT,
     Preset,
@@ -248,12 +249,20 @@ COMPARISONS = (("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/chrono"), ("lstm/
 
 
 def comparison_pairs(plans: list[RunPlan]) -> list[tuple[str, str]]:
-    """COMPARISONS whose two cells are both planned, within each setting (never across settings)."""
+    """COMPARISONS whose two cells are both planned, within each setting (never across settings);
+    then, for each cell planned both in the base setting and in another, that setting against the
+    base (the effect of the setting, e.g. a context window, on one cell, apart from the gate's)."""
     labels = {p.label for p in plans}
+    settings = list(dict.fromkeys(p.setting for p in plans))
     pairs = []
-    for setting in dict.fromkeys(p.setting for p in plans):
+    for setting in settings:
         for x, y in COMPARISONS:
             pair = tuple(RunPlan(plans[0].task, c, 0, setting).label for c in (x, y))
+            if set(pair) <= labels:
+                pairs.append(pair)
+    for setting in (other for other in settings if other.overrides):
+        for cell in dict.fromkeys(p.cell for p in plans):
+            pair = tuple(RunPlan(plans[0].task, cell, 0, which).label for which in (setting, BASE))
             if set(pair) <= labels:
                 pairs.append(pair)
     return pairs

@@ -158,16 +158,20 @@ def test_wall_time_is_added_over_a_resume(tmp_path):
     assert suite.training_seconds(tmp_path / "none") is None
 
 
-def test_comparisons_stay_within_a_setting():
+def test_cells_are_compared_within_a_setting_and_each_setting_against_the_base():
     t = task()
     context = suite.parse_setting("actors.context_length={episode_length}")
     plans = suite.make_plans((t,), ["lstm/ur", "lstm/standard", "lstm/chrono-short"], [0], (grid.BASE, context))
     pairs = suite.comparison_pairs(plans)
+    window = " [actors.context_length={episode_length}]"
     assert pairs == [("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/chrono-short"),
-                     ("lstm/ur [actors.context_length={episode_length}]",
-                      "lstm/standard [actors.context_length={episode_length}]"),
-                     ("lstm/ur [actors.context_length={episode_length}]",
-                      "lstm/chrono-short [actors.context_length={episode_length}]")]  # fmt: skip
+                     ("lstm/ur" + window, "lstm/standard" + window),
+                     ("lstm/ur" + window, "lstm/chrono-short" + window),
+                     ("lstm/ur" + window, "lstm/ur"), ("lstm/standard" + window, "lstm/standard"),
+                     ("lstm/chrono-short" + window, "lstm/chrono-short")]  # fmt: skip
+    # A cell planned in one setting only has nothing to be compared with across settings.
+    only_window = suite.make_plans((t,), ["lstm/ur", "lstm/standard"], [0], (context,))
+    assert suite.comparison_pairs(only_window) == [("lstm/ur" + window, "lstm/standard" + window)]
 
 
 def test_a_grid_is_rebuilt_from_its_versioned_runs_csv(tmp_path):
