@@ -2,6 +2,7 @@
 
     features_t = torso(obs_t)                                              [T, B, F]
     x_t        = concat(features_t, one_hot(prev_action_t), clip(prev_reward_t, -1, 1))
+                 (features_t alone with ``agent.prev_action_reward: false``)
     h_t, s_t   = core(x_t, s_{t-1}), with s reset to the initial state where is_first_t
     logits_t, baseline_t = heads(h_t)                 (each head: optional hidden ReLU layers, then linear)
 
@@ -48,7 +49,8 @@ class Agent(nn.Module):
         self.distribution: ActionDistribution = make_distribution(action_space)
         self.torso = make_torso(observation_space, agent_config.torso, agent_config.mlp_sizes)
         # + one-hot previous action (num_logits wide for Discrete and MultiDiscrete) + previous reward.
-        core_input_size = self.torso.out_features + self.distribution.num_logits + 1
+        feedback_size = self.distribution.num_logits + 1 if agent_config.prev_action_reward else 0
+        core_input_size = self.torso.out_features + feedback_size
         self.core = Core(core_input_size, agent_config.core)
         self.heads = ActorCriticHeads(
             agent_config.core.hidden_size, self.distribution.num_logits, tuple(agent_config.head_sizes)
@@ -92,9 +94,11 @@ class Agent(nn.Module):
         device = self.heads.policy.weight.device
         folded_obs, (time, batch) = fold_time(self.observation_space, obs, num_leading=2, device=device)
         features = self.torso(folded_obs).reshape(time, batch, -1)
-        action_input = self.distribution.one_hot(torch.as_tensor(prev_action, device=device))
-        reward_input = torch.as_tensor(prev_reward, device=device).float().clamp(-1.0, 1.0).unsqueeze(-1)
-        core_input = torch.cat([features, action_input, reward_input], dim=-1)
+        core_input = features
+        if self.agent_config.prev_action_reward:
+            action_input = self.distribution.one_hot(torch.as_tensor(prev_action, device=device))
+            reward_input = torch.as_tensor(prev_reward, device=device).float().clamp(-1.0, 1.0).unsqueeze(-1)
+            core_input = torch.cat([features, action_input, reward_input], dim=-1)
         is_first = torch.as_tensor(is_first, device=device).bool()
         state = tuple(torch.as_tensor(tensor, device=device) for tensor in state)
         h, new_state, gates = self.core(core_input, is_first, state, collect_gates=collect_gates)

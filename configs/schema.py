@@ -91,6 +91,10 @@ class AgentConfig:
     core: CoreConfig = field(default_factory=CoreConfig)
     # Hidden ReLU layers between the core and each head (policy and baseline have their own); () as IMPALA.
     head_sizes: tuple[int, ...] = ()
+    # The previous action (one-hot) and reward (clipped to [-1, 1]) as core inputs beside the torso's
+    # features, as IMPALA and R2D2 feed them; false: the observation alone, as RLlib's and Sample Factory's
+    # recurrent models do by default (docs/agents.md).
+    prev_action_reward: bool = True
 
 
 @dataclass(frozen=True)

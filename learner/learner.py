@@ -204,7 +204,8 @@ def model_config(agent_config: Any) -> dict[str, Any] | None:
     out: it only picks a code path with the same results (memory_cells/compiled.py), so a run compiled on
     a GPU resumes with ``off`` on a CPU, and checkpoints written before the switch existed still load.
     ``head_sizes`` is left out while empty (no hidden head layers), so that checkpoints written before
-    it existed still load; the parameter shapes tell any other value apart."""
+    it existed still load; the parameter shapes tell any other value apart. ``prev_action_reward`` is left
+    out at its default (true) for the same reason."""
     if not dataclasses.is_dataclass(agent_config):
         return None
     config = dataclasses.asdict(agent_config)
@@ -212,6 +213,8 @@ def model_config(agent_config: Any) -> dict[str, Any] | None:
         config["core"].pop("compile", None)
     if not config.get("head_sizes", ()):
         config.pop("head_sizes", None)
+    if config.get("prev_action_reward", True):
+        config.pop("prev_action_reward", None)
     return config
 
 

@@ -45,10 +45,14 @@ def make_agent(
     options: dict[str, Any] | None = None,
     seed: int = 0,
     head_sizes: tuple[int, ...] = (),
+    prev_action_reward: bool = True,
 ) -> Agent:
     torch.manual_seed(seed)
     core = CoreConfig(cell=cell, gate=gate, hidden_size=hidden_size, num_layers=num_layers, options=options or {})
-    return Agent(obs_space, action_space, AgentConfig(torso=torso, mlp_sizes=(8,), core=core, head_sizes=head_sizes))
+    config = AgentConfig(
+        torso=torso, mlp_sizes=(8,), core=core, head_sizes=head_sizes, prev_action_reward=prev_action_reward
+    )
+    return Agent(obs_space, action_space, config)
 
 
 def batch_sample(space: gym.Space, time: int, batch: int) -> Any:
@@ -311,6 +315,21 @@ def test_previous_action_and_clipped_previous_reward_reach_the_core() -> None:
     assert not torch.allclose(base, other_action)
     torch.testing.assert_close(big, one)  # the reward input is clipped to [-1, 1], as in IMPALA
     assert not torch.allclose(one, half)
+
+
+@pytest.mark.parametrize("cell", ["none", "lstm"])
+def test_without_previous_action_and_reward_the_core_sees_the_observation_alone(cell: str) -> None:
+    agent = make_agent(VECTOR, MULTI, cell=cell, prev_action_reward=False)
+    with_feedback = make_agent(VECTOR, MULTI, cell=cell)
+    assert sum(p.numel() for p in agent.parameters()) < sum(p.numel() for p in with_feedback.parameters())
+    data = inputs(VECTOR, MULTI)
+    state = agent.initial_state(B)
+    with torch.no_grad():
+        base = agent(**data, state=state)[0]
+        changed = {"prev_action": (data["prev_action"] + 1) % 2, "prev_reward": torch.full((T, B), 0.5)}
+        other = agent(**{**data, **changed}, state=state)[0]
+    torch.testing.assert_close(other.policy_logits, base.policy_logits, rtol=0, atol=0)
+    torch.testing.assert_close(other.baseline, base.baseline, rtol=0, atol=0)
 
 
 def assert_orthogonal(weight: torch.Tensor, gain: float) -> None:

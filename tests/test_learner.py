@@ -40,12 +40,13 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
-def build_agent(kind, obs_space, action_space, hidden=16, gate="standard", seed=0, head_sizes=()):
+def build_agent(
+    kind, obs_space, action_space, hidden=16, gate="standard", seed=0, head_sizes=(), prev_action_reward=True
+):
     torch.manual_seed(seed)
     cell = "lstm" if kind == "tiny" else real_cell()
-    config = AgentConfig(
-        mlp_sizes=(16,), core=CoreConfig(cell=cell, gate=gate, hidden_size=hidden), head_sizes=head_sizes
-    )
+    core = CoreConfig(cell=cell, gate=gate, hidden_size=hidden)
+    config = AgentConfig(mlp_sizes=(16,), core=core, head_sizes=head_sizes, prev_action_reward=prev_action_reward)
     if kind == "tiny":
         return TinyAgent(obs_space, action_space, config)
     from agents import Agent
@@ -305,6 +306,11 @@ def test_checkpoint_from_another_model_fails_naming_the_mismatch(tmp_path):
     deep_heads = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), head_sizes=(8,)), learner_config(), 10)
     with pytest.raises(ValueError, match=r"head_sizes is None in the checkpoint, \(8,\) here"):
         deep_heads.load_checkpoint(tmp_path / "real.pt")
+    # So are an agent without the previous action and reward as inputs (the core's input is narrower).
+    assert "prev_action_reward" not in real.metadata()["agent_config"]
+    blind = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), prev_action_reward=False), learner_config(), 10)
+    with pytest.raises(ValueError, match="prev_action_reward is None in the checkpoint, False here"):
+        blind.load_checkpoint(tmp_path / "real.pt")
 
 
 def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
