@@ -137,8 +137,8 @@ LONG_BUDGETS = {
     "PassiveMatch-d100": 8_000_000,  # 4 M solved nothing (docs/RESULTS.md, first long-grid runs)
     # 6 M solved nothing; chrono told the horizon used the cue from 12-24 M, UR from 24-28 M (5 seeds each).
     "PassiveMatch-d200": 32_000_000,
-    # Too small: chrono told the horizon, seed 0, has not used the cue at 64 M (docs/RESULTS.md, "Delay 500, first
-    # run"); kept at 12 M so that the whole grid stays a stated size, give --budget PassiveMatch-d500=... to run it.
+    # Too small: neither chrono told the horizon nor UR (seed 0 each) uses the cue at 64 M (docs/RESULTS.md, "Delay
+    # 500, first run"); kept at 12 M so that the whole grid stays a stated size, give --budget PassiveMatch-d500=....
     "PassiveMatch-d500": 12_000_000,
     # ActiveMatch at delay 20 needed 110-175 k episodes (3.4-5.2 M steps; seed 0 of 3 cells, docs/RESULTS.md,
     # "ActiveMatch, first runs"): finding the cue costs more than holding it. That many 110- and 210-step
