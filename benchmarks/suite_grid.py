@@ -140,9 +140,9 @@ LONG_BUDGETS = {
     # Too small: neither chrono told the horizon nor UR (seed 0 each) uses the cue at 64 M (docs/RESULTS.md, "Delay
     # 500, first run"); kept at 12 M so that the whole grid stays a stated size, give --budget PassiveMatch-d500=....
     "PassiveMatch-d500": 12_000_000,
-    # ActiveMatch at delay 20 needed 110-175 k episodes (3.4-5.2 M steps; seed 0 of 3 cells, docs/RESULTS.md,
-    # "ActiveMatch, first runs"): finding the cue costs more than holding it. That many 110- and 210-step
-    # episodes, as a floor (PassiveMatch needed more episodes at longer delays). Measured since: too small;
+    # ActiveMatch at delay 20 needed 75-175 k episodes (2.3-5.2 M steps; 5 seeds of 3 cells, docs/RESULTS.md,
+    # "ActiveMatch, first runs" and "at five seeds"): finding the cue costs more than holding it. That many
+    # 110- and 210-step episodes, as a floor (PassiveMatch needed more episodes at longer delays). Measured since: too small;
     # UR seed 0 ends delay 100's 24 M at a score of 0.28, and a run to 48 M plateaus from 8 M on (0.23 at the
     # end; docs/RESULTS.md): a longer budget is not what this task needs.
     "ActiveMatch-d100": 24_000_000,
