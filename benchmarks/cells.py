@@ -5,12 +5,17 @@ Compared with the fused ``torch.nn.LSTM`` (no resets: it cannot reset mid-sequen
 as the learner does. Prints a table of the median (or min) milliseconds over ``--repeats`` interleaved rounds.
 ``--compiled`` adds each named variant again through ``memory_cells.CompiledUnroll`` (the CUDA fast path,
 row ``<variant> compiled``); its compile time, paid in the untimed warm-up round, is printed apart.
+``--compile-chunks 0 20`` times each compiled variant once per chunk length (0: the whole sequence as one
+graph; N: chunks of N steps through one graph of N steps, row ``<variant> compiled/N``), since a graph's
+compile time grows with the steps it traces; ``--compile-mode reduce-overhead`` replays CUDA graphs.
 
     python -m benchmarks.cells                       # all variants, T = 20 and 80, B = 32, H = 256
     python -m benchmarks.cells --threads 1 --variants lstm/standard lstm/ur
     python -m benchmarks.cells --device cuda         # on a GPU (the fused LSTM is then cuDNN's)
     python -m benchmarks.cells --device cuda --batch 256 --lengths 80 --variants lstm/standard lstm/ur \
         --compiled lstm/standard lstm/ur             # issue 13's goal: compiled lstm/ur within 2x of cuDNN
+    python -m benchmarks.cells --device cuda --batch 256 --lengths 80 --variants lstm/ur --compiled lstm/ur \
+        --compile-chunks 0 20                        # one graph of 80 steps against chunks of 20
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from memory_cells import CELLS, GATES, CompiledUnroll, make_cell, unroll
 
 SHAPES = ((20, 32, 256), (80, 32, 256))
 FUSED = "torch.nn.LSTM"
-COMPILED = " compiled"  # the suffix of a compiled variant's row
+COMPILED = " compiled"  # the suffix of a compiled variant's row (then "/N" where it runs in chunks of N steps)
 CPU = torch.device("cpu")
 
 
@@ -42,6 +47,16 @@ class Timings:
 
     ms: dict[str, list[float]]
     compile_s: dict[str, list[float]]
+
+
+def compiled_name(variant: str, chunk_steps: int) -> str:
+    """The row of ``variant`` compiled whole (``chunk_steps`` 0) or in chunks of ``chunk_steps`` steps."""
+    return variant + COMPILED + (f"/{chunk_steps}" if chunk_steps else "")
+
+
+def variant_of(name: str) -> str:
+    """The ``cell/gate`` of a row, compiled or not."""
+    return name.split(COMPILED)[0]
 
 
 def all_variants() -> list[str]:
@@ -104,20 +119,26 @@ def measure(
     device: torch.device = CPU,
     compiled: Sequence[str] = (),
     backend: str = "inductor",
+    chunks: Sequence[int] = (0,),
+    mode: str | None = None,
 ) -> Timings:
     """Milliseconds per shape for the fused LSTM, every variant and every ``compiled`` variant.
 
     The runs are interleaved (round-robin over all entries, ``repeats`` rounds after one warm-up round),
     so that every entry sees the same mix of load on a shared machine; ``statistic`` (median or min)
     then summarises each entry's rounds. The warm-up round compiles the compiled entries (``backend``);
-    their compile seconds (forward and backward) are reported apart, never mixed into the timings.
+    their compile seconds (forward and backward) are reported apart, never mixed into the timings. Each
+    compiled variant gets one row per entry of ``chunks`` (0: whole sequences; N: chunks of N steps), compiled
+    with ``mode`` (``torch.compile``'s; None: its default).
     """
     reduce = statistics.median if statistic == "median" else min
     results, compile_s = {}, {}
     for shape in shapes:
-        unrolls = {v + COMPILED: CompiledUnroll(backend) for v in compiled}  # fresh per shape: one compile each
+        unrolls = {  # fresh per shape: one compile each
+            compiled_name(v, n): CompiledUnroll(backend, mode, chunk_steps=n or None) for v in compiled for n in chunks
+        }
         fns = {FUSED: fused_lstm_fn(*shape, device)} | {v: cell_step_fn(v, *shape, device) for v in variants}
-        fns |= {name: cell_step_fn(name.removesuffix(COMPILED), *shape, device, run) for name, run in unrolls.items()}
+        fns |= {name: cell_step_fn(variant_of(name), *shape, device, run) for name, run in unrolls.items()}
         for fn in fns.values():
             fn()
         rounds = [{name: time_ms(fn, device) for name, fn in fns.items()} for _ in range(repeats)]
@@ -145,7 +166,7 @@ def format_table(results: dict[str, list[float]], shapes: tuple[tuple[int, int, 
 def format_compile_times(compile_s: dict[str, list[float]], shapes: tuple[tuple[int, int, int], ...]) -> str:
     """One line per compiled entry: the seconds its first call took to compile, per shape."""
     return "\n".join(
-        f"compile {name.removesuffix(COMPILED)}: "
+        f"compile {name.replace(COMPILED + '/', ' in chunks of ').replace(COMPILED, '')}: "
         + ", ".join(f"T={t} {s:.1f} s" for (t, _, _), s in zip(shapes, times, strict=True))
         for name, times in compile_s.items()
     )
@@ -163,14 +184,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--compiled", nargs="*", default=[], help="cell/gate names to time compiled too")
     parser.add_argument("--backend", default="inductor", help="torch.compile backend of the compiled rows")
+    parser.add_argument("--compile-chunks", type=int, nargs="+", default=[0],
+                        help="chunk lengths of the compiled rows, one row each (0: the whole sequence)")  # fmt: skip
+    parser.add_argument("--compile-mode", default=None, help="torch.compile mode of the compiled rows (reduce-overhead)")
     args = parser.parse_args()
+    if any(n < 0 for n in args.compile_chunks):
+        parser.error(f"--compile-chunks must be 0 (whole) or positive, got {args.compile_chunks}")
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = tuple((t, args.batch, args.hidden) for t in args.lengths)
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {where}, B={args.batch}, H={args.hidden}, {args.statistic} of {args.repeats}")
-    timings = measure(args.variants, shapes, args.repeats, args.statistic, device, args.compiled, args.backend)
+    timings = measure(args.variants, shapes, args.repeats, args.statistic, device, args.compiled, args.backend,
+                      args.compile_chunks, args.compile_mode)  # fmt: skip
     print(format_table(timings.ms, shapes))
     if timings.compile_s:
         print(format_compile_times(timings.compile_s, shapes))

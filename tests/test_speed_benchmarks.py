@@ -41,6 +41,15 @@ def test_cells_benchmark_times_the_compiled_path_beside_the_reference_and_report
     assert cells.format_compile_times(timings.compile_s, shapes).startswith("compile lstm/ur: T=3 ")
 
 
+def test_cells_benchmark_gives_a_compiled_row_per_chunk_length():
+    shapes = ((5, 2, 4),)
+    timings = cells.measure([], shapes, repeats=1, compiled=["lstm/ur"], backend="aot_eager", chunks=(0, 2))
+    assert list(timings.ms) == [cells.FUSED, "lstm/ur compiled", "lstm/ur compiled/2"]
+    assert all(ms[0] > 0 for ms in timings.ms.values())
+    lines = cells.format_compile_times(timings.compile_s, shapes).splitlines()
+    assert lines[0].startswith("compile lstm/ur: T=5 ") and lines[1].startswith("compile lstm/ur in chunks of 2: T=5 ")
+
+
 def test_no_benchmark_module_shadows_a_top_level_package():
     """``python benchmarks/x.py`` puts benchmarks/ first on sys.path, where ``learner.py`` once hid ``learner``."""
     packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
