@@ -45,7 +45,8 @@ class Core(nn.Module):
         )
         self._state_lengths = [len(layer.initial_state(1)) for layer in self.layers]
         self.compile_choice = config.compile
-        self.compiled_unroll = CompiledUnroll()  # compiles nothing until it is first called
+        # Compiles nothing until it is first called.
+        self.compiled_unroll = CompiledUnroll(chunk_steps=config.compile_chunk or None)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """All layers' initial states concatenated, layer 0 first, each ``[batch_size, ...]``."""

@@ -186,7 +186,9 @@ def main() -> None:
     parser.add_argument("--backend", default="inductor", help="torch.compile backend of the compiled rows")
     parser.add_argument("--compile-chunks", type=int, nargs="+", default=[0],
                         help="chunk lengths of the compiled rows, one row each (0: the whole sequence)")  # fmt: skip
-    parser.add_argument("--compile-mode", default=None, help="torch.compile mode of the compiled rows (reduce-overhead)")
+    parser.add_argument(
+        "--compile-mode", default=None, help="torch.compile mode of the compiled rows (reduce-overhead)"
+    )
     args = parser.parse_args()
     if any(n < 0 for n in args.compile_chunks):
         parser.error(f"--compile-chunks must be 0 (whole) or positive, got {args.compile_chunks}")

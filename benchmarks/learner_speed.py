@@ -14,6 +14,7 @@ spent compiling the core's unroll are reported apart (column ``compile s``), out
     python -m benchmarks.learner_speed --devices cpu --shapes 20x32 --repeats 3
     python -m benchmarks.learner_speed --shapes 20x16 --contexts 0 20 40   # the context window's cost
     python -m benchmarks.learner_speed --devices cuda --gates ur --shapes 80x256 --compile off on   # issue 13
+    python -m benchmarks.learner_speed --devices cuda --gates ur --shapes 80x256 --compile on --compile-chunk 20
 """
 
 from __future__ import annotations
@@ -90,8 +91,12 @@ def synthetic_trajectory(
     )
 
 
-def make_learner(device: str, gate: str, hidden_size: int, compile_choice: str = "auto") -> Learner:
-    core = CoreConfig(cell="lstm", gate=gate, hidden_size=hidden_size, compile=compile_choice)
+def make_learner(
+    device: str, gate: str, hidden_size: int, compile_choice: str = "auto", compile_chunk: int = 0
+) -> Learner:
+    core = CoreConfig(
+        cell="lstm", gate=gate, hidden_size=hidden_size, compile=compile_choice, compile_chunk=compile_chunk
+    )
     agent = Agent(
         gym.spaces.Box(-np.inf, np.inf, shape=(OBS_SIZE,), dtype=np.float32),
         gym.spaces.Discrete(NUM_ACTIONS),
@@ -119,7 +124,7 @@ def measure(
     The warm-up updates (at least one) pay any compilation, whose seconds ``compile_s`` reports.
     """
     torch.manual_seed(0)
-    learner = make_learner(device, gate, args.hidden_size, compile_choice)
+    learner = make_learner(device, gate, args.hidden_size, compile_choice, args.compile_chunk)
     rng = np.random.default_rng(0)
     traj = synthetic_trajectory(learner.agent, unroll_length, batch_size, rng, context_length)
     batch_times = []
@@ -162,6 +167,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--contexts", nargs="+", type=int, default=[0], help="context lengths K to time")
     parser.add_argument("--compile", nargs="+", default=["auto"], choices=["auto", "on", "off"],
                         help="agent.core.compile choices to time (auto: compiled on CUDA only)")  # fmt: skip
+    parser.add_argument("--compile-chunk", type=int, default=0,
+                        help="agent.core.compile_chunk of the compiled rows (0: one graph of the whole unroll)")  # fmt: skip
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--updates", type=int, default=3, help="updates per timed repeat")

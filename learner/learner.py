@@ -200,9 +200,10 @@ def _loss_metrics(loss: LossOutputs, grad_norm: Tensor, clip_rho_threshold: floa
 
 
 def model_config(agent_config: Any) -> dict[str, Any] | None:
-    """The agent config as a checkpoint records it: what the weights depend on. ``core.compile`` is left
-    out: it only picks a code path with the same results (memory_cells/compiled.py), so a run compiled on
-    a GPU resumes with ``off`` on a CPU, and checkpoints written before the switch existed still load.
+    """The agent config as a checkpoint records it: what the weights depend on. ``core.compile`` and
+    ``core.compile_chunk`` are left out: they only pick a code path with the same results
+    (memory_cells/compiled.py), so a run compiled on a GPU resumes with ``off`` on a CPU, and checkpoints
+    written before the switches existed still load.
     ``head_sizes`` is left out while empty (no hidden head layers), so that checkpoints written before
     it existed still load; the parameter shapes tell any other value apart. ``prev_action_reward`` is left
     out at its default (true) for the same reason."""
@@ -211,6 +212,7 @@ def model_config(agent_config: Any) -> dict[str, Any] | None:
     config = dataclasses.asdict(agent_config)
     if isinstance(config.get("core"), dict):
         config["core"].pop("compile", None)
+        config["core"].pop("compile_chunk", None)
     if not config.get("head_sizes", ()):
         config.pop("head_sizes", None)
     if config.get("prev_action_reward", True):

@@ -141,7 +141,9 @@ class CompiledUnroll:
     Args:
         backend: ``torch.compile``'s backend; ``inductor`` generates fused kernels, ``aot_eager``
             traces the same graphs without code generation (the tests' choice).
-        mode: ``torch.compile``'s mode (None: its default).
+        mode: ``torch.compile``'s mode (None: its default). With ``reduce-overhead`` (CUDA graphs) each
+            call starts a new CUDA-graph step, which reuses the graphs' output memory: finish with a call's
+            results (its backward included) before the next call.
         chunk_steps: run sequences longer than this as chunks of this many steps through one graph
             (``unroll_in_chunks``); None compiles the whole sequence as one graph. One key of
             ``compile_seconds`` per chunk shape: the full chunks', and the last chunk's where
@@ -171,6 +173,10 @@ class CompiledUnroll:
     def __call__(
         self, cell: RecurrentCell, x: Tensor, is_first: Tensor, state: State, collect_gates: bool = False
     ) -> tuple[Tensor, State] | tuple[Tensor, State, Gates]:
+        if self.mode == "reduce-overhead":
+            # CUDA graphs replay into the same output buffers; without the mark, torch cannot tell a new
+            # training step from a second use within one and refuses the backward of the call before.
+            torch.compiler.cudagraph_mark_step_begin()
         if self.chunk_steps is None or x.shape[0] <= self.chunk_steps:
             return self._run(cell, x, is_first, state, collect_gates)
         if torch.is_grad_enabled():

@@ -238,6 +238,21 @@ def test_core_on_cpu_stays_eager_by_default_and_compiled_on_request_gives_the_sa
     assert clone.compiled_unroll.compile_seconds == {} and list(clone.state_dict()) == list(eager.state_dict())
 
 
+def test_core_compiled_in_chunks_gives_the_same_results_and_the_chunk_length_is_validated() -> None:
+    torch.manual_seed(0)
+    eager = Core(IN, CoreConfig(cell="lstm", gate="ur", hidden_size=H))
+    chunked = Core(IN, CoreConfig(cell="lstm", gate="ur", hidden_size=H, compile="on", compile_chunk=2))
+    assert chunked.compiled_unroll.chunk_steps == 2 and eager.compiled_unroll.chunk_steps is None
+    chunked.compiled_unroll.backend = "aot_eager"  # no C++ build in this test
+    chunked.load_state_dict(eager.state_dict())
+    x = torch.randn(T, B, IN)
+    state = tuple(torch.randn_like(s) for s in eager.initial_state(B))
+    torch.testing.assert_close(chunked(x, episode_starts(), state), eager(x, episode_starts(), state))
+    assert load_config(None, ["agent.core.compile_chunk=20"]).agent.core.compile_chunk == 20
+    with pytest.raises(ConfigError, match="agent.core.compile_chunk"):
+        load_config(None, ["agent.core.compile_chunk=-1"])
+
+
 def test_checkpoints_neither_record_nor_compare_the_compile_choice() -> None:
     """``compile`` picks a code path, not a model: a run compiled on a GPU resumes with ``off`` on a CPU."""
     observations = gym.spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
@@ -249,6 +264,6 @@ def test_checkpoints_neither_record_nor_compare_the_compile_choice() -> None:
         return Learner(agent, LearnerConfig(device="cpu"), total_updates=1)
 
     compiled, eager = learner("on"), learner("off")
-    assert "compile" not in compiled.metadata()["agent_config"]["core"]
+    assert not {"compile", "compile_chunk"} & set(compiled.metadata()["agent_config"]["core"])
     assert compiled.metadata() == eager.metadata()
     eager.load_state_dict(compiled.state_dict())  # no "checkpoint does not match" error
