@@ -44,6 +44,7 @@ from benchmarks.plotting import markdown_table, plot_curves, plot_histograms, sm
 from benchmarks.synthetic_run import (
     CHECKPOINT_EVERY,
     SOLVED_FRACTION,
+    Compiled,
     RunSpec,
     is_done,
     read_log,
@@ -60,12 +61,12 @@ def run_grid(
     out_dir: Path,
     jobs: int,
     checkpoint_every: int = CHECKPOINT_EVERY,
-    compile_chunk: int | None = None,
+    compiled: Compiled | None = None,
 ) -> list[Path]:
     """Run (or continue) every spec not done yet, ``jobs`` at a time; return all result paths."""
     todo = [s for s in specs if not is_done(run_path(out_dir, s), s)]
     print(f"{len(specs) - len(todo)} of {len(specs)} runs already done; running {len(todo)}", flush=True)
-    rest = [[out_dir] * len(todo), [checkpoint_every] * len(todo), [compile_chunk] * len(todo)]
+    rest = [[out_dir] * len(todo), [checkpoint_every] * len(todo), [compiled] * len(todo)]
     if jobs <= 1:
         list(map(run_and_save, todo, *rest))
     else:
@@ -182,6 +183,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train through the compiled unroll (torch.compile; the CUDA fast path) in chunks of N "
                              "steps; default: the eager unroll. Not part of a run's identity: a run resumes either "
                              "way")  # fmt: skip
+    parser.add_argument("--compile-mode", default=None,
+                        help="torch.compile's mode with --compile-chunk (reduce-overhead: CUDA graphs)")  # fmt: skip
     parser.add_argument("--paper", action="store_true",
                         help="the paper's sizes: copy delay 480 (length 500), adding 2000, hidden 256, batch 10, "
                              "20000 steps, seeds 0-2 (explicit flags after it do not override it)")  # fmt: skip
@@ -198,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     specs = make_specs(args)
     if not args.report_only:
-        run_grid(specs, args.out, args.jobs, args.checkpoint_every, args.compile_chunk)
+        compiled = None if args.compile_chunk is None else Compiled(args.compile_chunk, args.compile_mode)
+        run_grid(specs, args.out, args.jobs, args.checkpoint_every, compiled)
     done = [p for p in (run_path(args.out, s) for s in specs) if p.exists()]
     results = [load_result(p) for p in done]
     print(report(results, args.out, chance={t: tasks.chance_loss(t) for t in args.task}))

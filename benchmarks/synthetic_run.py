@@ -9,8 +9,8 @@ steps the weights, Adam's state and the data stream's position are saved (``<run
 keeps its log and continues from its last checkpoint, bit for bit, and a finished one continues when
 asked for more steps. The finished run's summary is written atomically as ``<run>.json``.
 
-``compile_chunk`` (``--compile-chunk``) trains through the compiled unroll (``memory_cells.CompiledUnroll``,
-the CUDA fast path of issue 13) in chunks of that many steps. It changes the speed, not the run: it is no
+``compiled`` (``--compile-chunk``, ``--compile-mode``) trains through the compiled unroll
+(``memory_cells.CompiledUnroll``, the CUDA fast path of issue 13) in chunks of that many steps. It changes the speed, not the run: it is no
 part of the ``RunSpec``, the run's paths or its checkpoint, so a run continues with or without it (the
 losses then agree to float32 rounding, not bit for bit).
 """
@@ -62,19 +62,31 @@ class RunSpec:
         return f"{self.cell}-{self.gate}-s{self.seed}"
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """Training passes through ``CompiledUnroll``: chunks of ``chunk_steps`` steps, ``torch.compile``'s ``mode``
+    (None: its default; ``reduce-overhead`` replays CUDA graphs). A speed option, not part of a run's identity."""
+
+    chunk_steps: int
+    mode: str | None = None
+
+    def unroll(self) -> CompiledUnroll:
+        return CompiledUnroll(mode=self.mode, chunk_steps=self.chunk_steps)
+
+
 class SequenceModel(nn.Module):
     """A memory cell and a linear read-out: ``inputs [T, B, I] -> outputs [T, B, O]``.
 
-    With ``compile_chunk`` the training passes unroll through ``CompiledUnroll(chunk_steps=compile_chunk)``;
+    With ``compiled`` the training passes unroll through its ``CompiledUnroll``;
     it sits beside the layers, not around them, so the ``state_dict`` (and the checkpoint) is the same.
     """
 
     def __init__(self, cell: str, gate: str, input_size: int, hidden_size: int, output_size: int, *,
-                 compile_chunk: int | None = None, **options: Any):  # fmt: skip
+                 compiled: Compiled | None = None, **options: Any):  # fmt: skip
         super().__init__()
         self.cell = make_cell(cell, gate, input_size, hidden_size, **options)
         self.head = nn.Linear(hidden_size, output_size)
-        self.compiled_unroll = None if compile_chunk is None else CompiledUnroll(chunk_steps=compile_chunk)
+        self.compiled_unroll = None if compiled is None else compiled.unroll()
 
     def forward(self, inputs: Tensor, collect_gates: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         """Outputs ``[T, B, O]`` and, with ``collect_gates``, the gates ``{name: [T, B, H]}`` (else empty)."""
@@ -100,10 +112,10 @@ def make_batch(spec: RunSpec, generator: torch.Generator) -> tasks.Batch:
     return tasks.make_batch(spec.task, spec.batch_size, spec.length, generator)
 
 
-def build_model(spec: RunSpec, compile_chunk: int | None = None) -> SequenceModel:
+def build_model(spec: RunSpec, compiled: Compiled | None = None) -> SequenceModel:
     input_size, output_size = tasks.io_sizes(spec.task)
     return SequenceModel(spec.cell, spec.gate, input_size, spec.hidden_size, output_size,
-                         compile_chunk=compile_chunk, **gate_options(spec))  # fmt: skip
+                         compiled=compiled, **gate_options(spec))  # fmt: skip
 
 
 @dataclass
@@ -230,20 +242,20 @@ def flushed_denormals() -> Iterator[None]:
 
 
 def train_one(
-    spec: RunSpec, out_dir: Path, checkpoint_every: int = CHECKPOINT_EVERY, compile_chunk: int | None = None
+    spec: RunSpec, out_dir: Path, checkpoint_every: int = CHECKPOINT_EVERY, compiled: Compiled | None = None
 ) -> dict[str, Any]:
     """Train one model, streaming one log line per step and a checkpoint every ``checkpoint_every`` steps;
     continue from the run's checkpoint when there is one. Return the summary (what is saved as JSON).
-    ``compile_chunk``: train through the compiled unroll in chunks of that many steps (None: eager)."""
+    ``compiled``: train through the compiled unroll so (None: eager)."""
     with flushed_denormals():
-        return train_streaming(spec, out_dir, checkpoint_every, compile_chunk)
+        return train_streaming(spec, out_dir, checkpoint_every, compiled)
 
 
-def train_streaming(spec: RunSpec, out_dir: Path, checkpoint_every: int, compile_chunk: int | None) -> dict[str, Any]:
+def train_streaming(spec: RunSpec, out_dir: Path, checkpoint_every: int, compiled: Compiled | None) -> dict[str, Any]:
     torch.set_num_threads(1)  # one process per run; the pool provides the parallelism
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)  # make_cell draws its initial weights (and UGI biases) from torch's RNG
-        model = build_model(spec, compile_chunk).to(spec.device)
+        model = build_model(spec, compiled).to(spec.device)
     data = torch.Generator().manual_seed(10_000 + spec.seed)
     initial = initial_gates(model, spec)  # of the freshly built model, also when resuming
     optimiser = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
@@ -289,11 +301,11 @@ def is_done(path: Path, spec: RunSpec) -> bool:
 
 
 def run_and_save(
-    spec: RunSpec, out_dir: Path, checkpoint_every: int = CHECKPOINT_EVERY, compile_chunk: int | None = None
+    spec: RunSpec, out_dir: Path, checkpoint_every: int = CHECKPOINT_EVERY, compiled: Compiled | None = None
 ) -> Path:
     """Train and write the JSON atomically (a half-written file never counts as finished)."""
     path = run_path(out_dir, spec)
-    result = train_one(spec, out_dir, checkpoint_every, compile_chunk)
+    result = train_one(spec, out_dir, checkpoint_every, compiled)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(path)

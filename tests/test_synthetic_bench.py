@@ -198,7 +198,7 @@ def test_a_finished_run_continues_to_more_steps(tmp_path):
 
 
 def test_compiled_chunks_give_the_eager_losses_and_a_run_switches_between_them(tmp_path, monkeypatch):
-    """``compile_chunk`` is a speed option: the same losses (float32 rounding apart), and no part of the run's
+    """``compiled`` is a speed option: the same losses (float32 rounding apart), and no part of the run's
     identity, so a run trained compiled continues eager from its checkpoint."""
     eager = synthetic_run.train_one(tiny_spec(6), tmp_path / "eager", checkpoint_every=3)
     made = []
@@ -208,7 +208,9 @@ def test_compiled_chunks_give_the_eager_losses_and_a_run_switches_between_them(t
         return made[-1]
 
     monkeypatch.setattr(synthetic_run, "CompiledUnroll", traced_only)
-    compiled = synthetic_run.train_one(tiny_spec(3), tmp_path / "mixed", checkpoint_every=3, compile_chunk=8)
+    compiled = synthetic_run.train_one(
+        tiny_spec(3), tmp_path / "mixed", checkpoint_every=3, compiled=synthetic_run.Compiled(8)
+    )
     synthetic_run.train_one(tiny_spec(6), tmp_path / "mixed", checkpoint_every=3)  # continued eager
     losses = [
         log_losses(synthetic_run.run_path(tmp_path / d, tiny_spec(6)).with_suffix(".csv")) for d in ("eager", "mixed")
