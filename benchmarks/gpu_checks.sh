@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The GPU checks, as one script for a machine with a CUDA device (CI has none), sized for one 10-minute
 # device call (DEADLINE_S defaults to 540 s; every step's timeout is cut to what is left of it, and a
-# failing or cut step does not stop the later ones). Issue 13's figures come first:
-#   goal 1: lstm/ur forward + backward at T=80, B=256, H=256, compiled whole and in chunks of 20 steps,
-#           beside cuDNN's LSTM (goal: within 2x) and the eager cells (benchmarks/cells.py);
-#   goal 2: the GPU learner's UR update at T=80, B=256, eager and compiled (goal: 2x the 19.6 updates/s
-#           of docs/bench_learner.md; benchmarks/learner_speed.py);
-#   goal 3: copy-500 at the paper's sizes, seconds per step eager and compiled in chunks of 25 steps
-#           (goal: 10x faster than eager; benchmarks/synthetic.py, whose table's s/step is the median after
-#           2 warm-up steps).
+# failing or cut step does not stop the later ones). Issue 13's figures (docs/bench_cells.md, "The compiled
+# unroll on an H200"; the script's first form ran there in 216 s, and the CUDA-graph and chunked-learner rows,
+# added since, ran there as two more calls the same day, 2026-12-04):
+#   goal 1: lstm/ur forward + backward at T=80, B=256, H=256, compiled whole and in chunks of 20 steps, and in
+#           chunks with CUDA graphs (reduce-overhead), beside cuDNN's LSTM (goal: within 2x) and the eager
+#           cells (benchmarks/cells.py);
+#   goal 2: the GPU learner's UR update at T=80, B=256, eager and compiled, one graph and chunks of 27 (goal:
+#           2x the 19.6 updates/s of docs/bench_learner.md; benchmarks/learner_speed.py);
+#   goal 3: copy-500 at the paper's sizes, seconds per step eager and compiled in chunks of 25 steps, without
+#           and with CUDA graphs (goal: 10x faster than eager; benchmarks/synthetic.py, whose table's s/step
+#           is the median after 2 warm-up steps).
 #
 # Two phases, because a cold inductor compile of an 80-step unroll takes minutes (177 s on the 2-core CPU
 # machine) and would eat the call if each compile waited for the one before:
@@ -75,21 +78,28 @@ copy_runs=$(mktemp -d)
 echo "gpu_checks: phase 1, cold compiles and tests in parallel, at most $(limit "$phase1") s"
 step cold_cells_whole.txt "$phase1" "${cells[@]}" --variants --compiled lstm/ur --repeats 1 &
 step cold_cells_chunks.txt "$phase1" "${cells[@]}" --variants --compiled lstm/ur --compile-chunks 20 --repeats 1 &
-step cold_cells_graphs.txt "$phase1" "${cells[@]}" --variants --compiled lstm/ur --compile-mode reduce-overhead \
-  --repeats 1 &
+# Whole-sequence CUDA graphs stop in the first backward (docs/bench_cells.md): chunks only.
+step cold_cells_graphs.txt "$phase1" "${cells[@]}" --variants --compiled lstm/ur --compile-chunks 20 \
+  --compile-mode reduce-overhead --repeats 1 &
 step cold_learner.txt "$phase1" "${learner[@]}" --compile on --repeats 1 --updates 1 &
+step cold_learner_chunks.txt "$phase1" "${learner[@]}" --compile on --compile-chunk 27 --repeats 1 --updates 1 &
 step cold_copy500.txt "$phase1" "${copy500[@]}" --compile-chunk 25 --out "$copy_runs/cold" &
+step cold_copy500_graphs.txt "$phase1" "${copy500[@]}" --compile-chunk 25 --compile-mode reduce-overhead \
+  --out "$copy_runs/cold_graphs" &
 step tests.txt "$phase1" python3 -m pytest -q -p no:cacheprovider tests/test_learner.py tests/test_cells.py \
   tests/test_agent.py tests/test_vtrace.py tests/test_compiled_unroll.py &
 wait
 
 echo "gpu_checks: phase 2, timed runs one at a time"
 step cells.txt 120 "${cells[@]}" --variants lstm/standard lstm/ur --compiled lstm/ur --compile-chunks 0 20 --repeats 5
+step cells_graphs.txt 60 "${cells[@]}" --variants --compiled lstm/ur --compile-chunks 20 --compile-mode reduce-overhead \
+  --repeats 5
 step learner.txt 120 "${learner[@]}" --compile off on --repeats 3 --updates 5
+step learner_chunks.txt 60 "${learner[@]}" --compile on --compile-chunk 27 --repeats 3 --updates 5
 step copy500_eager.txt 45 "${copy500[@]}" --out "$copy_runs/eager"
 step copy500_compiled.txt 60 "${copy500[@]}" --compile-chunk 25 --out "$copy_runs/compiled"
-step cells_graphs.txt 90 "${cells[@]}" --variants lstm/ur --compiled lstm/ur --compile-mode reduce-overhead --repeats 5
-for run in cold eager compiled; do # the per-step wall times, also of a run cut short by the timeout
+step copy500_graphs.txt 60 "${copy500[@]}" --compile-chunk 25 --compile-mode reduce-overhead --out "$copy_runs/graphs"
+for run in cold eager compiled graphs; do # the per-step wall times, also of a run cut short by the timeout
   cp "$copy_runs/$run/copy-480/lstm-ur-s0.csv" "$out/copy500_$run.csv" 2>/dev/null
 done
 
@@ -100,8 +110,9 @@ if (($# > 0)) && (($(limit 30) > 0)); then
 fi
 
 echo "gpu_checks: done in $((SECONDS - start)) s; the figures:"
-for file in machine cold_cells_whole cold_cells_chunks cold_cells_graphs cold_learner cold_copy500 cells learner \
-  copy500_eager copy500_compiled cells_graphs; do
+for file in machine cold_cells_whole cold_cells_chunks cold_cells_graphs cold_learner cold_learner_chunks \
+  cold_copy500 cold_copy500_graphs cells cells_graphs learner learner_chunks copy500_eager copy500_compiled \
+  copy500_graphs; do
   echo "== $file"
   grep -E '^\||^compile|compiling|^torch|^[0-9]|NVIDIA|^cpus|no time left|Error|error:' "$out/$file.txt" 2>/dev/null | tail -20
 done

@@ -80,8 +80,9 @@ class CoreConfig:
     # eager cells are launch-bound; the CPU (the actors, a CPU learner) keeps the eager reference path.
     compile: str = choice("auto", *COMPILE_CHOICES)
     # Where compiled: unroll in chunks of this many steps through one graph of that length (0: one graph of
-    # the whole unroll). A graph's compile time grows with the steps it traces: on an H200 at T = 80, B = 256,
-    # 117 s whole against 32 s in chunks of 20, running 2 % slower (docs/bench_cells.md).
+    # the whole unroll, the fastest updates). A graph's compile time grows with the steps it traces: on an H200
+    # the learner's T + 1 = 81 steps at B = 256 compiled in 115 s whole, 43 s in chunks of 27, whose updates
+    # were as fast (docs/bench_learner.md); a divisor of T + 1 avoids a short last chunk's extra graph.
     compile_chunk: int = bounded(0, 0)
 
 
