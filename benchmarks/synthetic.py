@@ -191,6 +191,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "synthetic")
     parser.add_argument("--report-only", action="store_true", help="only redraw figures and table from saved runs")
     args = parser.parse_args(argv)
+    if args.compile_mode is not None and args.compile_chunk is None:
+        parser.error("--compile-mode needs --compile-chunk (the eager unroll compiles nothing)")
     if args.paper:
         args.copy_delay, args.adding_length, args.hidden, args.batch, args.steps = 480, 2000, 256, 10, 20_000
         args.seeds = [0, 1, 2]

@@ -10,9 +10,9 @@ keeps its log and continues from its last checkpoint, bit for bit, and a finishe
 asked for more steps. The finished run's summary is written atomically as ``<run>.json``.
 
 ``compiled`` (``--compile-chunk``, ``--compile-mode``) trains through the compiled unroll
-(``memory_cells.CompiledUnroll``, the CUDA fast path of issue 13) in chunks of that many steps. It changes the speed, not the run: it is no
-part of the ``RunSpec``, the run's paths or its checkpoint, so a run continues with or without it (the
-losses then agree to float32 rounding, not bit for bit).
+(``memory_cells.CompiledUnroll``, the CUDA fast path of issue 13) in chunks of that many steps. It
+changes the speed, not the run: it is no part of the ``RunSpec``, the run's paths or its checkpoint, so
+a run continues with or without it (the losses then agree to float32 rounding, not bit for bit).
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ def train_one(
 ) -> dict[str, Any]:
     """Train one model, streaming one log line per step and a checkpoint every ``checkpoint_every`` steps;
     continue from the run's checkpoint when there is one. Return the summary (what is saved as JSON).
-    ``compiled``: train through the compiled unroll so (None: eager)."""
+    ``compiled``: train through its compiled unroll (None: the eager ``unroll``)."""
     with flushed_denormals():
         return train_streaming(spec, out_dir, checkpoint_every, compiled)
 

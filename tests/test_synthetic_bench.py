@@ -222,6 +222,14 @@ def test_compiled_chunks_give_the_eager_losses_and_a_run_switches_between_them(t
     assert len(made) == 1 and [key[1][0] for key in made[0].compile_seconds] == [8, 6]
 
 
+def test_compile_mode_is_refused_without_chunks_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        synthetic.parse_args(["--compile-mode", "reduce-overhead"])
+    assert "--compile-mode needs --compile-chunk" in capsys.readouterr().err
+    args = synthetic.parse_args(["--compile-chunk", "25", "--compile-mode", "reduce-overhead"])
+    assert (args.compile_chunk, args.compile_mode) == (25, "reduce-overhead")
+
+
 def test_denormals_are_flushed_only_while_training():
     tiny = torch.tensor([1e-40])  # subnormal in float32
     with synthetic_run.flushed_denormals() as _:
