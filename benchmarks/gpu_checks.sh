@@ -46,7 +46,8 @@ limit() {
   echo $(($1 < 10 ? 0 : $1))
 }
 
-# step FILE SECONDS COMMAND...: run COMMAND for at most SECONDS (cut to the deadline), output to FILE and here.
+# step FILE SECONDS COMMAND...: run COMMAND for at most SECONDS (cut to the deadline), its output to FILE;
+# a line here when it starts and when it ends.
 step() {
   local file=$1 seconds
   seconds=$(limit "$2")

@@ -174,8 +174,9 @@ class CompiledUnroll:
         self, cell: RecurrentCell, x: Tensor, is_first: Tensor, state: State, collect_gates: bool = False
     ) -> tuple[Tensor, State] | tuple[Tensor, State, Gates]:
         if self.mode == "reduce-overhead":
-            # CUDA graphs replay into the same output buffers; without the mark, torch cannot tell a new
-            # training step from a second use within one and refuses the backward of the call before.
+            # CUDA graphs replay into the same output buffers. A call (all its chunks, which feed each
+            # other) is one step, so the mark goes here and never between chunks. With it, chunked runs
+            # trained on an H200 (docs/bench_cells.md); whole-sequence graphs still failed in the backward.
             torch.compiler.cudagraph_mark_step_begin()
         if self.chunk_steps is None or x.shape[0] <= self.chunk_steps:
             return self._run(cell, x, is_first, state, collect_gates)

@@ -146,6 +146,27 @@ def test_chunked_unroll_equals_the_reference(cell: str, gate: str) -> None:
     assert [key[1][0] for key in compiled.compile_seconds] == [CHUNK_STEPS, CHUNK_T % CHUNK_STEPS]
 
 
+def test_cuda_graph_mode_marks_one_step_per_call_not_per_chunk(monkeypatch) -> None:
+    """Under ``reduce-overhead`` a call's chunks feed each other, so only the call may start a new
+    CUDA-graph step; a mark between chunks would free the outputs the next chunk still needs."""
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(len(calls)))
+    calls = []
+    compiled = CompiledUnroll(mode="reduce-overhead", chunk_steps=CHUNK_STEPS)
+    # The eager, traceable unroll in place of the compiled graph: CUDA graphs need a GPU.
+    monkeypatch.setattr(compiled, "_run", lambda *args: calls.append(1) or memory_cells.compiled.masked_unroll(*args))
+    cell = make_cell("lstm", "ur", IN, H)
+    for _ in range(2):
+        h, _ = compiled(cell, torch.randn(CHUNK_T, B, IN), chunked_episode_starts(), cell.initial_state(B))
+        h.sum().backward()
+    chunks = -(-CHUNK_T // CHUNK_STEPS)
+    assert len(calls) == 2 * chunks and marks == [0, chunks]  # one mark before each call's first chunk
+    plain = CompiledUnroll(chunk_steps=CHUNK_STEPS)
+    monkeypatch.setattr(plain, "_run", memory_cells.compiled.masked_unroll)
+    plain(cell, torch.randn(CHUNK_T, B, IN), chunked_episode_starts(), cell.initial_state(B))
+    assert marks == [0, chunks]  # the default mode marks nothing
+
+
 def test_chunks_reuse_one_graph_also_from_a_state_that_needs_no_gradient() -> None:
     """What the supervised model does: zero initial state without grad, x without grad, weights with grad."""
     torch.manual_seed(0)
