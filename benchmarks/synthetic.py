@@ -30,7 +30,7 @@ import argparse
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from benchmarks.synthetic_run import (
     CHECKPOINT_EVERY,
     SOLVED_FRACTION,
     Compiled,
+    LossTracker,
     RunSpec,
     is_done,
     read_log,
@@ -84,6 +85,39 @@ def load_result(path: Path, warmup: int = 2) -> dict[str, Any]:
     step_s = np.diff(log[warmup:, 1])
     result["median_step_s"] = float(np.median(step_s)) if step_s.size else None
     return result
+
+
+def load_partial(log: Path, spec: RunSpec, warmup: int = 2) -> dict[str, Any] | None:
+    """A run started but not finished (its log, no summary yet), read back from its log as far as it got: the
+    same keys as ``load_result`` with ``steps`` the steps logged, and no gate sample (taken at the end). None
+    when the log holds no step."""
+    rows = list(read_log(log))
+    if not rows:
+        return None
+    tracker = LossTracker(SOLVED_FRACTION * tasks.chance_loss(spec.task))
+    for _, loss, _ in rows:
+        tracker.add(loss)
+    walls = np.array([wall for _, _, wall in rows])
+    step_s = np.diff(walls[warmup:])
+    return {
+        "spec": {**asdict(spec), "steps": len(rows)}, "in_progress": True, "losses": np.array([r[1] for r in rows]),
+        "steps_to_solve": tracker.solved_at, "solve_threshold": tracker.threshold, "final_loss": tracker.mean(),
+        "wall_time_s": float(walls[-1]), "median_step_s": float(np.median(step_s)) if step_s.size else None,
+        "binary_frac_init": None, "binary_frac": None, "g": [],
+    }  # fmt: skip
+
+
+def load_results(out_dir: Path, specs: list[RunSpec]) -> list[dict[str, Any]]:
+    """Every started run of ``specs``: the finished ones from their summaries, the others from their logs
+    (a run cut short stays in the report with the steps it reached)."""
+    results = []
+    for spec in specs:
+        path = run_path(out_dir, spec)
+        if path.exists():
+            results.append(load_result(path))
+        elif path.with_suffix(".csv").exists() and (partial := load_partial(path.with_suffix(".csv"), spec)):
+            results.append(partial)
+    return results
 
 
 def variant_label(spec: dict[str, Any]) -> str:
@@ -205,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         compiled = None if args.compile_chunk is None else Compiled(args.compile_chunk, args.compile_mode)
         run_grid(specs, args.out, args.jobs, args.checkpoint_every, compiled)
-    done = [p for p in (run_path(args.out, s) for s in specs) if p.exists()]
-    results = [load_result(p) for p in done]
+    results = load_results(args.out, specs)
+    if running := sum(r.get("in_progress", False) for r in results):
+        print(f"{running} run(s) not finished: reported as far as their logs go (the steps column)")
     print(report(results, args.out, chance={t: tasks.chance_loss(t) for t in args.task}))
     return 0
 

@@ -166,11 +166,13 @@ def run_path(out_dir: Path, spec: RunSpec) -> Path:
 
 
 def read_log(path: Path, upto: int | None = None) -> Iterator[tuple[int, float, float]]:
-    """Stream ``(step, loss, wall_s)`` from a run's log, one line at a time, stopping after step ``upto``
-    (unread: what follows it, such as a line cut short when the process was killed)."""
+    """Stream ``(step, loss, wall_s)`` from a run's log, one line at a time, stopping after step ``upto`` or
+    before a line cut short when the process was killed (no newline yet), whichever comes first."""
     with path.open() as lines:
         next(lines)  # the header
         for line in lines:
+            if not line.endswith("\n"):
+                return
             step, loss, wall = line.split(",")
             yield int(step), float(loss), float(wall)
             if int(step) == upto:
@@ -206,7 +208,8 @@ def load_checkpoint(path: Path, spec: RunSpec, model: nn.Module, optimiser, data
     """Restore a checkpoint of the same run (any number of steps up to ``spec.steps``); return its step and wall time."""
     if not path.exists():
         return 0, 0.0
-    state = torch.load(path, map_location=spec.device, weights_only=True)
+    # On the CPU: the data generator's RNG state must stay a CPU tensor; the model and Adam copy theirs to the device.
+    state = torch.load(path, map_location="cpu", weights_only=True)
     saved = {**state["spec"], "steps": spec.steps}
     if saved != asdict(spec) or state["step"] > spec.steps:
         raise ValueError(f"{path} belongs to another run ({state['spec']}, step {state['step']}); use another --out")

@@ -3,6 +3,7 @@ and the whole pipeline (train, save, resume, figures, table) on a tiny configura
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -182,6 +183,53 @@ def test_a_stopped_run_keeps_its_log_and_resumes_bit_for_bit(tmp_path, monkeypat
     assert [step for step, _, _ in synthetic_run.read_log(log)] == list(range(1, 31))
     for key in ("final_loss", "steps_to_solve", "binary_frac", "binary_frac_init", "g"):
         assert resumed[key] == whole[key]
+
+
+def test_a_run_cut_short_stays_in_the_report_as_far_as_its_log_goes(tmp_path, monkeypatch, capsys):
+    argv = ["--task", "copy", "--copy-delay", "2", "--gates", "standard", "ur", "--seeds", "0", "--steps", "30",
+            "--hidden", "8", "--batch", "4", "--out", str(tmp_path)]  # fmt: skip
+    real_step, calls = synthetic_run.train_step, []
+
+    def stop_at_49(*args):  # the standard run trains its 30 steps, the UR run stops during its 19th
+        calls.append(1)
+        if len(calls) == 49:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(synthetic_run, "train_step", stop_at_49)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.main(argv)
+    log = tmp_path / "copy-2" / "lstm-ur-s0.csv"
+    with log.open("a") as cut:
+        cut.write("19,2.07")  # a line cut short by a kill is not read
+    losses = log_losses(log)
+    assert len(losses) == 18 and not (tmp_path / "copy-2" / "lstm-ur-s0.json").exists()
+    capsys.readouterr()
+    assert synthetic.main([*argv, "--report-only"]) == 0
+    assert "1 run(s) not finished" in capsys.readouterr().out
+    rows = {row[1]: row for row in synthetic.summary_rows(synthetic.load_results(tmp_path, synthetic.make_specs(
+        synthetic.parse_args(argv))))}  # fmt: skip
+    assert rows["lstm/standard"][2] == 30 and rows["lstm/ur"][2] == 18  # steps: trained so far
+    assert rows["lstm/ur"][5] == pytest.approx(np.mean(losses), rel=1e-12)  # final loss: the trailing mean
+    threshold = synthetic_run.SOLVED_FRACTION * tasks.chance_loss("copy")
+    assert rows["lstm/ur"][3] == ("1/1" if reference_steps_to_solve(losses, threshold, 50) else "0/1")
+    assert "| lstm/ur | 18 |" in (tmp_path / "table.md").read_text()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_a_cuda_run_resumes_from_its_checkpoint(tmp_path):
+    """The checkpoint's data-stream state is a CPU tensor, whatever the run's device (a GPU run once failed to
+    resume: "RNG state must be a torch.ByteTensor")."""
+    spec = dataclasses.replace(tiny_spec(6), device="cuda")
+    synthetic_run.train_one(dataclasses.replace(spec, steps=3), tmp_path / "cut", checkpoint_every=3)
+    resumed = synthetic_run.train_one(spec, tmp_path / "cut", checkpoint_every=3)
+    whole = synthetic_run.train_one(spec, tmp_path / "whole", checkpoint_every=3)
+    path = synthetic_run.run_path(tmp_path / "cut", spec).with_suffix(".csv")
+    # Close, not bit for bit: cuBLAS may pick other kernels in another process state.
+    np.testing.assert_allclose(
+        log_losses(path), log_losses(synthetic_run.run_path(tmp_path / "whole", spec).with_suffix(".csv")), rtol=1e-5
+    )
+    assert len(log_losses(path)) == 6 and resumed["final_loss"] == pytest.approx(whole["final_loss"], rel=1e-5)
 
 
 def test_a_finished_run_continues_to_more_steps(tmp_path):
