@@ -158,19 +158,26 @@ def tiny_spec(steps, hidden=8):
     return synthetic_run.RunSpec("copy", 2, "lstm", "ur", 0, hidden_size=hidden, batch_size=4, steps=steps)
 
 
+def interrupt_training_step(monkeypatch, call: int):
+    """Make the ``call``-th training step of this test raise KeyboardInterrupt (a stop, as Ctrl-C or a
+    timeout's SIGINT); return the real step function."""
+    real_step, calls = synthetic_run.train_step, []
+
+    def stop(*args):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(synthetic_run, "train_step", stop)
+    return real_step
+
+
 def test_a_stopped_run_keeps_its_log_and_resumes_bit_for_bit(tmp_path, monkeypatch):
     whole = synthetic_run.train_one(tiny_spec(30), tmp_path / "whole", checkpoint_every=10)
     expected = log_losses(synthetic_run.run_path(tmp_path / "whole", tiny_spec(30)).with_suffix(".csv"))
     assert len(expected) == 30 and len(set(expected)) > 1
-    real_step, calls = synthetic_run.train_step, []
-
-    def stop_at_26(*args):
-        calls.append(1)
-        if len(calls) == 26:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(synthetic_run, "train_step", stop_at_26)
+    real_step = interrupt_training_step(monkeypatch, 26)
     with pytest.raises(KeyboardInterrupt):
         synthetic_run.train_one(tiny_spec(30), tmp_path / "cut", checkpoint_every=10)
     log = synthetic_run.run_path(tmp_path / "cut", tiny_spec(30)).with_suffix(".csv")
@@ -188,15 +195,7 @@ def test_a_stopped_run_keeps_its_log_and_resumes_bit_for_bit(tmp_path, monkeypat
 def test_a_run_cut_short_stays_in_the_report_as_far_as_its_log_goes(tmp_path, monkeypatch, capsys):
     argv = ["--task", "copy", "--copy-delay", "2", "--gates", "standard", "ur", "--seeds", "0", "--steps", "30",
             "--hidden", "8", "--batch", "4", "--out", str(tmp_path)]  # fmt: skip
-    real_step, calls = synthetic_run.train_step, []
-
-    def stop_at_49(*args):  # the standard run trains its 30 steps, the UR run stops during its 19th
-        calls.append(1)
-        if len(calls) == 49:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(synthetic_run, "train_step", stop_at_49)
+    interrupt_training_step(monkeypatch, 49)  # the standard run trains its 30 steps, the UR run stops in its 19th
     with pytest.raises(KeyboardInterrupt):
         synthetic.main(argv)
     log = tmp_path / "copy-2" / "lstm-ur-s0.csv"
