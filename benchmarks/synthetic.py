@@ -15,7 +15,8 @@ continues from its last checkpoint, bit for bit, and a finished one continues wh
 ``--steps``. A finished run's summary is one JSON file (``<run>.json``), so an interrupted benchmark
 resumes where it stopped; then ``report`` draws a learning-curve PNG per task (median over seeds,
 min-max shaded), a gate histogram PNG (the effective forget gate g after training, on a fresh batch)
-and a markdown table of steps-to-solve, final loss and seconds per step. One run (streaming,
+and a markdown table of steps-to-solve, final loss and seconds per step; a run not finished yet is in the
+table and the curves as far as its log goes (its steps so far), without a gate sample. One run (streaming,
 checkpoints, resume) is ``benchmarks/synthetic_run.py``; this module is the grid, its report and the CLI.
 
 ``--compile-chunk N`` trains through the compiled unroll (``memory_cells.CompiledUnroll``, issue 13's CUDA fast
@@ -82,9 +83,14 @@ def load_result(path: Path, warmup: int = 2) -> dict[str, Any]:
     steps = result["spec"]["steps"]
     log = np.array([(loss, wall) for _, loss, wall in read_log(path.with_suffix(".csv"), upto=steps)]).reshape(-1, 2)
     result["losses"] = log[:, 0]
-    step_s = np.diff(log[warmup:, 1])
-    result["median_step_s"] = float(np.median(step_s)) if step_s.size else None
+    result["median_step_s"] = median_step_seconds(log[:, 1], warmup)
     return result
+
+
+def median_step_seconds(walls: np.ndarray, warmup: int) -> float | None:
+    """The median wall time of a step after the first ``warmup`` (compiling, allocating); None if none is left."""
+    step_s = np.diff(walls[warmup:])
+    return float(np.median(step_s)) if step_s.size else None
 
 
 def load_partial(log: Path, spec: RunSpec, warmup: int = 2) -> dict[str, Any] | None:
@@ -98,11 +104,10 @@ def load_partial(log: Path, spec: RunSpec, warmup: int = 2) -> dict[str, Any] | 
     for _, loss, _ in rows:
         tracker.add(loss)
     walls = np.array([wall for _, _, wall in rows])
-    step_s = np.diff(walls[warmup:])
     return {
         "spec": {**asdict(spec), "steps": len(rows)}, "in_progress": True, "losses": np.array([r[1] for r in rows]),
         "steps_to_solve": tracker.solved_at, "solve_threshold": tracker.threshold, "final_loss": tracker.mean(),
-        "wall_time_s": float(walls[-1]), "median_step_s": float(np.median(step_s)) if step_s.size else None,
+        "wall_time_s": float(walls[-1]), "median_step_s": median_step_seconds(walls, warmup),
         "binary_frac_init": None, "binary_frac": None, "g": [],
     }  # fmt: skip
 
