@@ -58,6 +58,7 @@ from benchmarks.memory_suite import (
 )
 from benchmarks.plotting import format_cell, markdown_table, plot_curves, write_csv
 from benchmarks.suite_archive import Key, archive_key, parse_number, read_archive
+from benchmarks.suite_grid import WITHOUT_PREVIOUS_ACTION
 from configs import load_config
 from learner.metrics import EPISODE_RETURN_MEAN100
 from learner.plots import event_files
@@ -91,9 +92,12 @@ class Benchmark:
 POPGYM_SOURCE = "Morad et al. 2023 (arXiv 2303.01859), per-env table: not confirmed here"
 
 
-def popgym_task(name: str, episode_length: int, steps: int, threshold: float) -> Benchmark:
+def popgym_task(
+    name: str, episode_length: int, steps: int, threshold: float, overrides: tuple[str, ...] = ()
+) -> Benchmark:
     # Returns lie in [-1, 1]; a memoryless policy guesses (RepeatPrevious: -0.5 on average).
-    task = Task(name, f"popgym-{name}-v0", 1.0, episode_length, steps, 20, config=CONFIGS / "popgym.yaml")
+    task = Task(name, f"popgym-{name}-v0", 1.0, episode_length, steps, 20, config=CONFIGS / "popgym.yaml",
+                overrides=overrides)  # fmt: skip
     published = tuple(Published(m, None, None, "15M steps, PPO", POPGYM_SOURCE) for m in ("LSTM", "GRU"))
     return Benchmark(task, threshold, mmer=True, published=published)
 
@@ -121,7 +125,7 @@ BENCHMARKS = (
     ),
     popgym_task("RepeatPreviousEasy", 51, 2_000_000, 0.9),
     # The first card's suit, asked at each of the 51 steps: one cue held across two unroll boundaries.
-    popgym_task("RepeatFirstEasy", 51, 2_000_000, 0.9),
+    popgym_task("RepeatFirstEasy", 51, 2_000_000, 0.9, WITHOUT_PREVIOUS_ACTION),
     # Threshold: memory in use, not the task solved. The memoryless control's 100-episode mean never
     # passes -0.90 (chance -0.92); every LSTM run with the preset's window passes -0.7 by 0.73 M, and
     # 10 M steps reach about 0 (docs/LEARNING.md), so the earlier guess of 0.5 measured nothing in 2 M.

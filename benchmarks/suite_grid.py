@@ -35,6 +35,9 @@ class Task:
     kwargs: dict[str, Any] = field(default_factory=dict)
     references: tuple[tuple[str, float], ...] = ()  # named reference returns drawn on the figure
     config: Path | None = None  # the task's own preset; None: the suite preset's config
+    # Config overrides the task itself needs on top of any preset, e.g. hiding an input that would give
+    # the answer away without memory (WITHOUT_PREVIOUS_ACTION).
+    overrides: tuple[str, ...] = ()
 
     @property
     def delay(self) -> int:
@@ -86,9 +89,15 @@ def active_match(delay: int, steps: int, unroll: int) -> Task:
                 {"delay": delay, "choice": "colour"}, references)  # fmt: skip
 
 
-def popgym(name: str, episode_length: int, steps: int, unroll: int) -> Task:
+# RepeatFirst shows its card at the first answer: with the previous action (and reward) as inputs, "say
+# what you said last" solves it with no memory, as the memoryless control did (docs/LEARNING.md).
+WITHOUT_PREVIOUS_ACTION = ("agent.prev_action_reward=false",)
+
+
+def popgym(name: str, episode_length: int, steps: int, unroll: int, overrides: tuple[str, ...] = ()) -> Task:
     # POPGym scales every task's episode return into [-1, 1]; guessing among 4 answers averages -0.5.
-    return Task(name, f"popgym-{name}-v0", 1.0, episode_length, steps, unroll, references=(("uniform random", -0.5),))
+    return Task(name, f"popgym-{name}-v0", 1.0, episode_length, steps, unroll, references=(("uniform random", -0.5),),
+                overrides=overrides)  # fmt: skip
 
 
 def cpu_unroll(delay: int) -> int:
@@ -110,7 +119,7 @@ FULL_TASKS = (
     *(passive_match(d, 20_000_000, full_unroll(d)) for d in (20, 50, 100, 200)),
     active_match(20, 20_000_000, 80),
     popgym("RepeatPreviousEasy", 51, 10_000_000, 80),
-    popgym("RepeatFirstEasy", 51, 10_000_000, 80),
+    popgym("RepeatFirstEasy", 51, 10_000_000, 80, WITHOUT_PREVIOUS_ACTION),
     popgym("AutoencodeEasy", 103, 20_000_000, 80),
     Task("CartPoleNoVelocity", "gatedrl/CartPoleNoVelocity-v0", 500.0, 500, 10_000_000, 80),
 )
@@ -294,7 +303,7 @@ def overrides(plan: RunPlan, log_dir: Path, backend: str, extra: tuple[str, ...]
              f"run.total_env_steps={task.total_env_steps}", f"actors.unroll_length={task.unroll_length}",
              f"actors.backend={backend}"]  # fmt: skip
     items += [f"env.kwargs.{k}={v}" for k, v in task.kwargs.items()]
-    return items + plan.setting.expand(task) + list(extra)
+    return items + list(task.overrides) + plan.setting.expand(task) + list(extra)
 
 
 def make_plans(

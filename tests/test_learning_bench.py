@@ -223,7 +223,7 @@ def test_every_task_builds_its_environment_with_its_preset():
 
     for bench in learning.BENCHMARKS:
         assert bench.task.config.exists(), bench.task.config
-        config = load_config(bench.task.config, [f"env.id={bench.task.env_id}"])
+        config = load_config(bench.task.config, [f"env.id={bench.task.env_id}", *bench.task.overrides])
         validate_env_config(config.env)
         assert config.actors.unroll_length == bench.task.unroll_length
 

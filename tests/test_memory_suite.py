@@ -4,6 +4,7 @@ and is skipped when started again. Nothing here asserts which cell learns best."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -61,6 +62,14 @@ def test_overrides_name_every_setting():
     assert not any("t_max" in item for item in ur) and "actors.backend=ray" in ur
     extra = suite.overrides(plan, Path("r"), "local", ("learner.num_gpus=1", "agent.core.gate=ur"))
     assert extra[-2:] == ["learner.num_gpus=1", "agent.core.gate=ur"]  # last, so they win
+
+
+def test_a_tasks_own_overrides_come_before_the_settings_and_extra():
+    task = dataclasses.replace(tiny_preset().tasks[0], overrides=("agent.prev_action_reward=false",))
+    items = suite.overrides(suite.RunPlan(task, "lstm/ur", 0), Path("r"), "local", ("agent.prev_action_reward=true",))
+    assert items.index("agent.prev_action_reward=false") < items.index("agent.prev_action_reward=true")
+    assert "agent.prev_action_reward=false" not in suite.overrides(suite.RunPlan(tiny_preset().tasks[0], "lstm/ur", 0),
+                                                                  Path("r"), "local")  # fmt: skip
 
 
 def test_run_status_and_resume_command(tmp_path):
