@@ -228,6 +228,16 @@ def test_every_task_builds_its_environment_with_its_preset():
         assert config.actors.unroll_length == bench.task.unroll_length
 
 
+def test_repeat_first_hides_the_previous_action_that_would_answer_it():
+    """RepeatFirst's card is in view at the first answer: with the previous action as an input a memoryless
+    agent solves it by repeating itself, so the benchmark's runs of it must not see that input."""
+    from configs import load_config
+
+    for bench in learning.BENCHMARKS:
+        config = load_config(bench.task.config, [f"env.id={bench.task.env_id}", *bench.task.overrides])
+        assert config.agent.prev_action_reward is ("RepeatFirst" not in bench.task.name), bench.task.name
+
+
 @pytest.mark.slow
 def test_tiny_benchmark_through_the_command_line(tmp_path, capsys):
     doc = tmp_path / "docs" / "LEARNING.md"
