@@ -243,9 +243,14 @@ def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
     return table
 
 
-# The probabilities of improvement reported: UR against each gate of its cell type (Gu et al. 2020's claims).
+# The probabilities of improvement reported: UR against each gate of its cell type (Gu et al. 2020's claims);
+# then the ablation of UR's parts, where those cells are planned: UR against U alone, R alone and the tied
+# update alone (every gate of the paper ties the input gate to 1 - g), and the tied update against the
+# classic untied LSTM, so that the effect of the update is not read as the effect of the gate.
 COMPARISONS = (("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/chrono"), ("lstm/ur", "lstm/chrono-short"),
-               ("gru/ur", "gru/standard"))  # fmt: skip
+               ("gru/ur", "gru/standard"),
+               ("lstm/ur", "lstm/u"), ("lstm/ur", "lstm/r"), ("lstm/ur", "lstm/tied"),
+               ("lstm/tied", "lstm/standard"))  # fmt: skip
 
 
 def comparison_pairs(plans: list[RunPlan]) -> list[tuple[str, str]]:
