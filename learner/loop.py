@@ -247,6 +247,7 @@ def log_update(logger: Any, progress: Progress, result: Any, episodes: list[Epis
     if episodes:
         scalars[m.EPISODE_RETURN] = sum(e.episode_return for e in episodes) / len(episodes)
         scalars[m.EPISODE_LENGTH] = sum(e.episode_length for e in episodes) / len(episodes)
+        scalars[m.EPISODES_ENDED] = len(episodes)
         if len(progress.returns) == m.RETURN_WINDOW:
             scalars[m.EPISODE_RETURN_MEAN100] = progress.mean_return()
     logger.scalars(scalars, step)

@@ -13,6 +13,9 @@ RETURN_WINDOW = 100  # episodes in the console's and the summary's mean return
 # a mean of the first few would read as a best or a threshold crossing that no policy earned.
 EPISODE_RETURN_MEAN100 = "charts/episode_return_mean100"
 EPISODE_LENGTH = "charts/episode_length"
+# How many episodes ended in this update's batch: the weight of its EPISODE_RETURN when returns are averaged
+# over a longer stretch (POPGym's MMER averages every episode of a 65,536-step iteration).
+EPISODES_ENDED = "charts/episodes"
 
 LOSS_TOTAL = "losses/total"
 LOSS_PG = "losses/pg"

@@ -15,19 +15,19 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 
 from benchmarks import learning
 from benchmarks.memory_suite import RunPlan
-from learner.metrics import EPISODE_RETURN
+from learner.metrics import EPISODE_RETURN, EPISODES_ENDED
 from learner.plots import read_scalars
 
 TAG = learning.EPISODE_RETURN_MEAN100
 
 
-def write_events(path, start: float, points: list[tuple[int, float, float]]) -> None:
-    """An event file whose first event is at ``start`` and then ``(step, value, wall_time)`` scalars of TAG."""
+def write_events(path, start: float, points: list[tuple[int, float, float]], tag: str = TAG) -> None:
+    """An event file whose first event is at ``start`` and then ``(step, value, wall_time)`` scalars of ``tag``."""
     with path.open("wb") as file:
         writer = RecordWriter(file)
         writer.write(event_pb2.Event(wall_time=start, file_version="brain.Event:2").SerializeToString())
         for step, value, wall_time in points:
-            summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=TAG, simple_value=value)])
+            summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
             writer.write(event_pb2.Event(wall_time=wall_time, step=step, summary=summary).SerializeToString())
 
 
@@ -103,11 +103,53 @@ def test_run_rows_threshold_final_best_and_table(tmp_path):
     assert learning.display([*table[0][:4], 1234567.0, 29.6, *table[0][6:]])[4:6] == ["1,234,567", "30"]
     assert learning.display(table[1])[4:6] == ["–", "–"]
     popgym = learning.KNOWN["RepeatPreviousEasy"]
-    mmer_table = [["RepeatPreviousEasy", "lstm/ur", "3 (3)", "2/3", 1.0, 2.0, 0.5, 0.1, 0.9, 0.8, 0.05, 60.0,
-                   "2/3", 1.5, 0.85]]  # fmt: skip
-    ours, *published = learning.published_rows(popgym, mmer_table)
-    assert ours == ["ours: lstm/ur", "0.8 ± 0.05", "2M steps, IMPALA", "this benchmark"]
-    assert published and all(p[1] == "not confirmed" and "15M" in p[2] for p in published)
+    runs = [{"task": "RepeatPreviousEasy", "cell": "lstm/ur", "best": b, "best_iteration": i}
+            for b, i in ((0.9, 0.8), (0.7, None), (0.8, 0.6))]  # fmt: skip
+    ours, *published = learning.published_rows(popgym, runs)
+    assert ours == ["ours: lstm/ur", "0.8 ± 0.1", f"0.7 ± {statistics.stdev([0.8, 0.6]):.4g}", "2M steps, IMPALA",
+                    "this benchmark"]  # fmt: skip
+    assert published and all(p[1] == "–" and p[2] == "not confirmed" and "15M" in p[3] for p in published)
+
+
+def test_iteration_means_match_a_loop_over_episodes():
+    """POPGym's MMER point: the mean of every episode that ended in one complete iteration, from per-update
+    means and counts; equal weights when the counts are unknown; the incomplete last iteration left out."""
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        iteration, batch = int(rng.integers(3, 9)) * 10, 10
+        steps = np.arange(batch, int(rng.integers(1, 12)) * batch * 5 + 1, batch)
+        steps = steps[rng.random(steps.size) < 0.8]  # updates that ended no episode log nothing
+        counts = rng.integers(1, 5, size=steps.size).astype(float)
+        episodes = [list(rng.normal(size=int(c))) for c in counts]
+        means = np.array([np.mean(e) for e in episodes])
+        expected, flat = [], []
+        for k in range(int(steps.max()) // iteration if steps.size else 0):
+            ended = [
+                r for s, e in zip(steps, episodes, strict=True) if k * iteration < s <= (k + 1) * iteration for r in e
+            ]
+            same = [m for s, m in zip(steps, means, strict=True) if k * iteration < s <= (k + 1) * iteration]
+            if ended:
+                expected.append(np.mean(ended))
+                flat.append(np.mean(same))
+        assert learning.iteration_means(steps, means, counts, iteration) == pytest.approx(expected)
+        assert learning.iteration_means(steps, means, None, iteration) == pytest.approx(flat)
+    assert learning.iteration_means(np.array([10.0, 20.0]), np.array([1.0, 2.0]), None, 30).size == 0
+    assert learning.iteration_means(np.zeros(0), np.zeros(0), None, 30).size == 0
+
+
+def test_a_run_row_reads_popgyms_mmer_from_the_per_update_returns(tmp_path):
+    bench = learning.with_budget(learning.KNOWN["CountRecallEasy"], 3 * learning.POPGYM_ITERATION_STEPS)
+    plan = RunPlan(bench.task, "lstm/ur", 0)
+    fake_run(tmp_path, plan, [(1000, 0.5, 510.0), (150_000, 0.75, 530.0)], bench.task.total_env_steps)
+    run_dir = tmp_path / "runs" / plan.name
+    n = learning.POPGYM_ITERATION_STEPS
+    # Iteration 0: 3 episodes at 0.0 and 1 at 0.4 (mean 0.1); iteration 1: 0.3 and 0.5 once each (0.4);
+    # the last point lies in the incomplete third iteration and is left out.
+    updates = [(n // 2, 0.0, 3), (n, 0.4, 1), (n + 10, 0.3, 1), (2 * n, 0.5, 1), (2 * n + 10, 0.9, 5)]
+    write_events(run_dir / "events.out.tfevents.2.y", 500.0, [(s, r, 520.0) for s, r, _ in updates], EPISODE_RETURN)
+    write_events(run_dir / "events.out.tfevents.3.z", 500.0, [(s, c, 520.0) for s, _, c in updates], EPISODES_ENDED)
+    row = learning.run_row(bench, plan, tmp_path)
+    assert row["best"] == 0.75 and row["best_iteration"] == pytest.approx(0.4)
 
 
 def cartpole_runs(out_dir):

@@ -92,6 +92,7 @@ def test_event_file_holds_the_main_tags(trained_run):
     for tag in (
         m.EPISODE_RETURN,
         m.EPISODE_LENGTH,
+        m.EPISODES_ENDED,
         m.LOSS_TOTAL,
         m.LOSS_PG,
         m.LOSS_BASELINE,
@@ -106,6 +107,9 @@ def test_event_file_holds_the_main_tags(trained_run):
         m.GATES_BINARY_FRAC,
     ):
         assert tag in scalars, f"{tag} missing from {sorted(scalars)}"
+    # Logged with each update's mean return, as the weight of that mean: a whole count, never 0.
+    counts = [event.value for event in scalars[m.EPISODES_ENDED]]
+    assert len(counts) == len(scalars[m.EPISODE_RETURN]) and all(c >= 1 and c == int(c) for c in counts)
     steps = [event.step for event in scalars[m.LOSS_TOTAL]]
     assert steps == sorted(steps) and steps[-1] >= TOTAL_STEPS
     accumulator = EventAccumulator(str(next(trained_run.glob("events.out.tfevents.*"))))
