@@ -245,11 +245,13 @@ def cell_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
 
 # The probabilities of improvement reported: UR against each gate of its cell type (Gu et al. 2020's claims);
 # then the ablation of UR's parts, where those cells are planned: UR against U alone, R alone and the tied
-# update alone (every gate of the paper ties the input gate to 1 - g), and the tied update against the
-# classic untied LSTM, so that the effect of the update is not read as the effect of the gate.
+# update alone (every gate of the paper ties the input gate to 1 - g); U and R each against the tied update
+# they are added to (the paper's "each part helps"); and the tied update against the classic untied LSTM,
+# so that the effect of the update is not read as the effect of the gate.
 COMPARISONS = (("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/chrono"), ("lstm/ur", "lstm/chrono-short"),
                ("gru/ur", "gru/standard"),
                ("lstm/ur", "lstm/u"), ("lstm/ur", "lstm/r"), ("lstm/ur", "lstm/tied"),
+               ("lstm/u", "lstm/tied"), ("lstm/r", "lstm/tied"),
                ("lstm/tied", "lstm/standard"))  # fmt: skip
 
 

@@ -175,13 +175,15 @@ def test_cells_are_compared_within_a_setting_and_each_setting_against_the_base()
 
 
 def test_the_ablation_of_ur_is_compared_part_by_part():
-    """UR against U, R and the tied update alone, and the tied update against the classic LSTM, in the
-    order of COMPARISONS; a part that is not planned is not compared."""
+    """UR against U, R and the tied update alone, U and R each against the tied update, and the tied
+    update against the classic LSTM, in the order of COMPARISONS; a part that is not planned is not
+    compared."""
     t = task()
     cells = ["lstm/standard", "lstm/tied", "lstm/u", "lstm/r", "lstm/ur"]
     pairs = suite.comparison_pairs(suite.make_plans((t,), cells, [0], (grid.BASE,)))
     assert pairs == [("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/u"), ("lstm/ur", "lstm/r"),
-                     ("lstm/ur", "lstm/tied"), ("lstm/tied", "lstm/standard")]  # fmt: skip
+                     ("lstm/ur", "lstm/tied"), ("lstm/u", "lstm/tied"), ("lstm/r", "lstm/tied"),
+                     ("lstm/tied", "lstm/standard")]  # fmt: skip
     without_r = suite.make_plans((t,), ["lstm/ur", "lstm/u"], [0], (grid.BASE,))
     assert suite.comparison_pairs(without_r) == [("lstm/ur", "lstm/u")]
 
