@@ -96,7 +96,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rows = [r for r in read_scores(args.runs).values() if args.tasks is None or r["task"] in args.tasks]
+    every = list(read_scores(args.runs).values())
+    unknown = sorted(set(args.tasks or ()) - {r["task"] for r in every})
+    if unknown:
+        raise SystemExit(
+            f"no runs of task {', '.join(unknown)}; tasks in the files: {sorted({r['task'] for r in every})}"
+        )
+    rows = [r for r in every if args.tasks is None or r["task"] in args.tasks]
+    thresholds = sorted({r["threshold"] for r in rows if r["cell"] in args.cells})
+    if len(thresholds) > 1:  # "reached" would mean different things in one table
+        raise SystemExit(f"runs measured against different thresholds ({', '.join(thresholds)}): narrow with --tasks")
     counts = {}
     for cell in args.cells:
         mine = sorted((r for r in rows if r["cell"] == cell), key=lambda r: (r["task"], int(r["seed"])))

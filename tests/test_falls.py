@@ -1,5 +1,5 @@
-"""benchmarks/falls.py: Fisher's exact test against a float64 loop over the hypergeometric law and
-against scipy, the counting of falls from runs.csv rows, and the CLI on a hand-written file."""
+"""benchmarks/falls.py: Fisher's exact test against an enumeration of the null's equally likely
+assignments and against scipy, the counting of falls from runs.csv rows, and the CLI on a hand-written file."""
 
 from __future__ import annotations
 
@@ -70,8 +70,15 @@ def test_cli_reads_runs_csv_and_names_a_missing_cell(tmp_path, capsys):
         writer.writerows(rows)
     assert falls.main([str(path), "--cells", "tied", "classic", "--tasks", "A"]) == 0
     out = capsys.readouterr().out
-    primary = falls.fisher_exact_fewer(0, 5, 4, 4)
-    assert f"0/5 vs 4/4, one-sided Fisher p = {primary:.4f}" in out
-    assert f"0/5 vs 5/5, one-sided Fisher p = {falls.fisher_exact_fewer(0, 5, 5, 5):.4f}" in out
+    # By hand: X gets none of the events, C(events, 0) C(runs - events, 5) / C(runs, 5).
+    assert "0/5 vs 4/4, one-sided Fisher p = 0.0079" in out  # 1 / C(9, 5) = 1 / 126
+    assert "0/5 vs 5/5, one-sided Fisher p = 0.0040" in out  # 1 / C(10, 5) = 1 / 252
     with pytest.raises(SystemExit, match="no runs of cell 'gru'.*'classic', 'tied'"):
         falls.main([str(path), "--cells", "tied", "gru"])
+    with pytest.raises(SystemExit, match="no runs of task C; tasks in the files: \\['A', 'B'\\]"):
+        falls.main([str(path), "--cells", "tied", "classic", "--tasks", "A", "C"])
+    other = dict(row("B", "tied", 0, "1000", "0.9"), threshold="0.5")
+    with path.open("a", newline="") as file:
+        csv.DictWriter(file, RUN_HEADERS).writerow(other)
+    with pytest.raises(SystemExit, match="different thresholds \\(0.5, 0.9\\)"):
+        falls.main([str(path), "--cells", "tied", "classic"])
