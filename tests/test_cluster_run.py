@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -54,12 +53,6 @@ FAST_NODE_DEATH = {"health_check_period_ms": 1000, "health_check_timeout_ms": 10
 PATIENCE_S = 300  # under pytest-timeout's 600 s a test (pyproject.toml), so a hang names its wait
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 # A fresh cluster per test: sharing one, the actor test sized its pool from CPUs that the lost-learner
 # test's leftover nodes still reported, and waited 90 s for a replacement that had nowhere to go.
 @pytest.fixture
@@ -67,11 +60,14 @@ def cluster():
     cluster = Cluster(
         initialize_head=True,
         # The dashboard serves the job API (ray job submit) through the head's agent, whose default
-        # port (52365) another Ray instance on this machine may hold.
+        # port (52365) another Ray instance on this machine may hold. Port 0: the agent binds a port the
+        # OS picks. A port probed free beforehand could be taken before the agent bound it; the agent
+        # then stays up without its HTTP server and every submission answers "No available agent"
+        # (a CI run on 2026-12-05 waited 300 s for it).
         head_node_args={
             "num_cpus": 1,
             "include_dashboard": True,
-            "dashboard_agent_listen_port": free_port(),
+            "dashboard_agent_listen_port": 0,
             "_system_config": FAST_NODE_DEATH,
         },  # fmt: skip
     )
@@ -188,7 +184,8 @@ def test_a_submitted_jobs_run_folder_is_in_the_persistent_home_not_the_jobs_work
     home = tmp_path / "home"
     runtime_env = {"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES, "env_vars": {"GATEDRL_HOME": str(home)}}
     entrypoint = " ".join([sys.executable, "run_impala.py", *TINY, "run.total_env_steps=30", "run.name=job"])
-    job = submit_when_ready(client, entrypoint, runtime_env)
+    session = Path(cluster.head_node.get_session_dir_path())
+    job = submit_when_ready(client, entrypoint, runtime_env, session / "logs" / "dashboard_agent.log")
     terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
     wait_for(lambda: client.get_job_status(job) in terminal, PATIENCE_S, "the job to end")
     logs = client.get_job_logs(job)
@@ -197,19 +194,24 @@ def test_a_submitted_jobs_run_folder_is_in_the_persistent_home_not_the_jobs_work
     assert f"run folder: {run_dir}" in logs
     assert checkpoint_env_steps(latest_checkpoint(run_dir)) == 30 and read_summary(run_dir)["env_steps"] == 30
     assert (run_dir / "config.yaml").exists() and list(run_dir.glob("events.out.tfevents.*"))
-    session = Path(cluster.head_node.get_session_dir_path())
-    assert not list(session.rglob("runs")), "a run folder landed in Ray's temporary folders"
+    # The run's own folder, not any `runs`: Ray ships an empty `runs/` when the checkout has one (excluded files,
+    # kept directory), which is no run landing there.
+    assert not list(session.rglob("runs/job")), "the run folder landed in Ray's temporary folders"
 
 
 def submit_when_ready(
-    client: JobSubmissionClient, entrypoint: str, runtime_env: dict, timeout_s: float = PATIENCE_S
+    client: JobSubmissionClient, entrypoint: str, runtime_env: dict, agent_log: Path, timeout_s: float = PATIENCE_S
 ) -> str:
-    """Submit, retrying while the head's job agent is still starting ("No available agent")."""
+    """Submit, retrying while the head's job agent is still starting ("No available agent"); when it
+    never comes, fail with the end of the agent's log, which says why its HTTP server is missing."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
         except RuntimeError as error:
-            if "No available agent" not in str(error) or time.monotonic() > deadline:
+            if "No available agent" not in str(error):
                 raise
+            if time.monotonic() > deadline:
+                log = agent_log.read_text(errors="replace")[-3000:] if agent_log.exists() else "(no agent log)"
+                raise AssertionError(f"no job agent after {timeout_s:g} s; {agent_log}:\n{log}") from error
             time.sleep(1)
