@@ -32,8 +32,10 @@ from learner.run_dir import (
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_PRESET = ROOT / "configs" / "default.yaml"
-# Not shipped to cluster nodes with the code: logs, checkpoints, caches.
-SHIP_EXCLUDES = ["runs/", ".git/", "benchmarks/out/", "**/__pycache__/", ".pytest_cache/", ".ruff_cache/"]
+# Not shipped to cluster nodes with the code: logs, checkpoints, caches. Gitignore patterns without the
+# trailing slash: Ray matches each path without one, so "runs/" left the folder itself in (walked file by
+# file and shipped empty) where "/runs" leaves it out whole.
+SHIP_EXCLUDES = ["/runs", "/.git", "/benchmarks/out", "__pycache__", "/.pytest_cache", "/.ruff_cache"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -219,6 +219,6 @@ def test_ray_init_arguments_for_laptop_cluster_and_submitted_job():
     assert run_impala.ray_init_args(None, True, job) == {}  # joins the job's cluster, code already there
     shipped = run_impala.ray_init_args("auto", True, {})
     assert shipped["address"] == "auto" and shipped["runtime_env"]["working_dir"] == str(ROOT)
-    assert "runs/" in shipped["runtime_env"]["excludes"]
+    assert "/runs" in shipped["runtime_env"]["excludes"]
     assert run_impala.ray_init_args("auto", False, {}) == {"address": "auto"}
     assert run_impala.ray_init_args("ray://head:10001", True, job) == {"address": "ray://head:10001"}
