@@ -258,3 +258,23 @@ def test_the_advantage_is_plotted_against_the_delay_per_task_family(tmp_path):
     assert suite_report.plot_effect_by_delay(poi, delays, tmp_path / "effect.png").stat().st_size > 1000
     assert suite_report.plot_effect_by_delay(poi[3:], delays, tmp_path / "none.png") is None  # one delay: no figure
     assert not (tmp_path / "none.png").exists()
+
+
+def test_sooner_ranks_a_miss_behind_every_solve_and_ties_misses():
+    steps = {"lstm/ur": [3e6, None, 5e6, 5e6], "lstm/standard": [4e6, None, None]}
+    rows = [{"task": "ActiveMatch-d50", "cell": c, "steps_to_threshold": s} for c, runs in steps.items() for s in runs]
+
+    def reference(x, y):  # from the definition, pair by pair: 1 sooner, 0.5 tie or both missed, 0 later
+        total = 0.0
+        for a in x:
+            for b in y:
+                if a is None and b is None or a == b:
+                    total += 0.5
+                elif b is None or (a is not None and a < b):
+                    total += 1.0
+        return total / (len(x) * len(y))
+
+    [row] = suite_report.sooner_rows(suite_report.speed_sets(rows), [("lstm/ur", "lstm/standard")], reps=2000)
+    assert row[:4] == ["ActiveMatch-d50", "P(lstm/ur sooner than lstm/standard)", "4 vs 3", "3 vs 1"]
+    assert row[4] == pytest.approx(reference(steps["lstm/ur"], steps["lstm/standard"]))  # 8 / 12
+    assert 0.0 <= row[5] <= row[4] <= row[6] <= 1.0
