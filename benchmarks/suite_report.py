@@ -8,7 +8,7 @@ None). Every row is a started run; failed and short runs are in with the score t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,19 @@ ALL_TASKS = "all tasks"
 PROFILE_TAUS = np.linspace(-0.5, 1.25, 141)  # normalised score: 0 = memoryless best, 1 = maximum
 
 
-def score_sets(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
-    """``{task: {cell: scores [runs]}}`` in first-seen order."""
+def value_sets(
+    rows: Sequence[dict[str, Any]], value: Callable[[dict[str, Any]], float]
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{task: {cell: value(row) [runs]}}`` in first-seen order."""
     out: dict[str, dict[str, list[float]]] = {}
     for row in rows:
-        out.setdefault(row["task"], {}).setdefault(row["cell"], []).append(float(row["score"]))
-    return {task: {cell: np.asarray(s) for cell, s in cells.items()} for task, cells in out.items()}
+        out.setdefault(row["task"], {}).setdefault(row["cell"], []).append(value(row))
+    return {task: {cell: np.asarray(v) for cell, v in cells.items()} for task, cells in out.items()}
+
+
+def score_sets(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    """``{task: {cell: scores [runs]}}`` in first-seen order."""
+    return value_sets(rows, lambda row: float(row["score"]))
 
 
 # A run that never reached the solved threshold ranks behind every run that did and ties with the others
@@ -38,13 +45,12 @@ NEVER_SOLVED = -1e30
 def speed_sets(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
     """``{task: {cell: -(env steps to the solved threshold) [runs]}}``, higher is sooner, a miss
     ``NEVER_SOLVED``: the comparison that still separates cells once every run ends at the ceiling."""
-    out: dict[str, dict[str, list[float]]] = {}
-    for row in rows:
+
+    def sooner(row: dict[str, Any]) -> float:
         steps = row.get("steps_to_threshold")
-        out.setdefault(row["task"], {}).setdefault(row["cell"], []).append(
-            NEVER_SOLVED if steps is None else -float(steps)
-        )
-    return {task: {cell: np.asarray(s) for cell, s in cells.items()} for task, cells in out.items()}
+        return NEVER_SOLVED if steps is None else -float(steps)
+
+    return value_sets(rows, sooner)
 
 
 def common_tasks(sets: Mapping[str, Mapping[str, np.ndarray]], cells: Sequence[str]) -> list[str]:
@@ -71,7 +77,9 @@ def iqm_rows(sets: Mapping[str, Mapping[str, np.ndarray]], reps: int) -> list[li
     return table
 
 
-def pair_groups(sets: Mapping[str, Mapping[str, np.ndarray]], pairs: Sequence[tuple[str, str]]):
+def pair_groups(
+    sets: Mapping[str, Mapping[str, np.ndarray]], pairs: Sequence[tuple[str, str]]
+) -> Iterator[tuple[str, str, str, str, list[np.ndarray], list[np.ndarray]]]:
     """For each pair, per task both cells ran and then over those tasks (when more than one): the row's
     name, its run counts, and X's and Y's values, one array per task."""
     for x, y in pairs:

@@ -120,6 +120,12 @@ def test_report_keeps_every_started_run_and_writes_the_statistics(tmp_path):
     expected = np.mean([1.0, 0.7 / 0.75, 0.6]) - np.mean(classic)  # IQM of 3 runs: their mean
     assert float(poi[6]) == pytest.approx(expected, abs=1e-3) and float(poi[7]) <= float(poi[6]) <= float(poi[8])
     assert "P(lstm/ur > lstm/chrono)" not in text  # chrono was not planned
+    sooner = stats_row(text, "| PassiveMatch-d10 | P(lstm/ur sooner than lstm/standard) |")
+    ur_steps = [by[("lstm/ur", seed)]["steps_to_threshold"] for seed in range(3)]
+    classic_steps = [by[("lstm/standard", seed)]["steps_to_threshold"] for seed in range(3)]
+    solved = f"{sum(s is not None for s in ur_steps)} vs {sum(s is not None for s in classic_steps)}"
+    assert sooner[2:4] == ["3 vs 3", solved]
+    assert float(sooner[4]) == pytest.approx(sooner_reference(ur_steps, classic_steps), abs=1e-3)
     assert (tmp_path / "profiles.png").stat().st_size > 1000
     assert (tmp_path / "timescales_PassiveMatch-d10.png").stat().st_size > 1000
 
@@ -260,21 +266,22 @@ def test_the_advantage_is_plotted_against_the_delay_per_task_family(tmp_path):
     assert not (tmp_path / "none.png").exists()
 
 
+def sooner_reference(x, y):
+    """P(X sooner) from the definition, pair by pair: 1 sooner, 0.5 a tie or both missed (None), 0 later."""
+    total = 0.0
+    for a in x:
+        for b in y:
+            if a is None and b is None or a == b:
+                total += 0.5
+            elif b is None or (a is not None and a < b):
+                total += 1.0
+    return total / (len(x) * len(y))
+
+
 def test_sooner_ranks_a_miss_behind_every_solve_and_ties_misses():
     steps = {"lstm/ur": [3e6, None, 5e6, 5e6], "lstm/standard": [4e6, None, None]}
     rows = [{"task": "ActiveMatch-d50", "cell": c, "steps_to_threshold": s} for c, runs in steps.items() for s in runs]
-
-    def reference(x, y):  # from the definition, pair by pair: 1 sooner, 0.5 tie or both missed, 0 later
-        total = 0.0
-        for a in x:
-            for b in y:
-                if a is None and b is None or a == b:
-                    total += 0.5
-                elif b is None or (a is not None and a < b):
-                    total += 1.0
-        return total / (len(x) * len(y))
-
     [row] = suite_report.sooner_rows(suite_report.speed_sets(rows), [("lstm/ur", "lstm/standard")], reps=2000)
     assert row[:4] == ["ActiveMatch-d50", "P(lstm/ur sooner than lstm/standard)", "4 vs 3", "3 vs 1"]
-    assert row[4] == pytest.approx(reference(steps["lstm/ur"], steps["lstm/standard"]))  # 8 / 12
+    assert row[4] == pytest.approx(sooner_reference(steps["lstm/ur"], steps["lstm/standard"]))  # 8 / 12
     assert 0.0 <= row[5] <= row[4] <= row[6] <= 1.0
