@@ -35,20 +35,36 @@ def read_archive(
     """Every row of the given ``runs.csv`` files by (task, cell, seed); a later file's row wins.
 
     ``ValueError`` naming the file for a missing column of ``required`` (``kind`` names the report that
-    writes such files) or a row without a seed. A memory-suite row without a final return is a run that
-    logged none (it crashed before its first update): it scores 0, as in the report."""
+    writes such files), a row without a seed, or a run named twice in one file (one of the two would be
+    dropped from every table without a word; a rerun goes into a file of its own, listed after). A
+    memory-suite row without a final return is a run that logged none (it crashed before its first
+    update): it scores 0, as in the report."""
     archive: dict[Key, dict[str, str]] = {}
     for path in paths:
-        with Path(path).open(newline="") as file:
-            reader = csv.DictReader(file)
-            missing = [name for name in required if name not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(f"{path}: not a {kind} runs.csv (no column {', '.join(missing)})")
-            for line, row in enumerate(reader, start=2):
-                if not row["seed"].strip():
-                    raise ValueError(f"{path}, line {line}: a run needs its seed")
-                archive[(row["task"], row["cell"], int(row["seed"]))] = row
+        archive.update(read_runs_file(Path(path), required, kind))
     return archive
+
+
+def read_runs_file(path: Path, required: tuple[str, ...], kind: str) -> dict[Key, dict[str, str]]:
+    """One ``runs.csv``'s rows by (task, cell, seed), with ``read_archive``'s errors."""
+    rows: dict[Key, dict[str, str]] = {}
+    first_line: dict[Key, int] = {}
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        missing = [name for name in required if name not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not a {kind} runs.csv (no column {', '.join(missing)})")
+        for line, row in enumerate(reader, start=2):
+            if not row["seed"].strip():
+                raise ValueError(f"{path}, line {line}: a run needs its seed")
+            key = (row["task"], row["cell"], int(row["seed"]))
+            if key in rows:
+                raise ValueError(
+                    f"{path}, line {line}: {key[0]} {key[1]} seed {key[2]} is already "
+                    f"on line {first_line[key]}; one row a run (a rerun goes in a file of its own)"
+                )
+            rows[key], first_line[key] = row, line
+    return rows
 
 
 def archive_key(plan: RunPlan) -> Key:

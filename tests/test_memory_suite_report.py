@@ -228,6 +228,20 @@ def test_a_scores_file_that_is_not_a_runs_csv_is_refused(tmp_path):
         suite.parse_args(["--scores-from", str(tmp_path / "absent.csv")])
 
 
+def test_a_run_named_twice_in_one_scores_file_is_refused_and_a_later_file_overrides(tmp_path):
+    header = "task,cell,seed,status,final_return\n"
+    twice = tmp_path / "twice.csv"
+    twice.write_text(header + "PassiveMatch-d10,lstm/ur,0,partial,1.0\n"
+                     "PassiveMatch-d10,lstm/ur,1,done,1.2\n" "PassiveMatch-d10,lstm/ur,0,done,1.4\n")  # fmt: skip
+    with pytest.raises(ValueError, match=r"twice.csv, line 4: PassiveMatch-d10 lstm/ur seed 0 is already on line 2"):
+        suite_archive.read_archive([twice])
+    first, rerun = tmp_path / "first.csv", tmp_path / "rerun.csv"
+    first.write_text(header + "PassiveMatch-d10,lstm/ur,0,partial,1.0\nPassiveMatch-d10,lstm/ur,1,done,1.2\n")
+    rerun.write_text(header + "PassiveMatch-d10,lstm/ur,0,done,1.4\n")
+    archive = suite_archive.read_archive([first, rerun])
+    assert {seed: row["final_return"] for (_, _, seed), row in archive.items()} == {0: "1.4", 1: "1.2"}
+
+
 def test_archived_runs_are_not_run_again(tmp_path, monkeypatch, capsys):
     plans = build_suite(tmp_path / "first")
     suite.report(plans, tmp_path / "first", reps=REPS)
