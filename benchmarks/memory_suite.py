@@ -11,6 +11,7 @@
     python -m benchmarks.memory_suite --preset long --list             # what is planned, done, left
     python -m benchmarks.memory_suite --preset long --delays 100 --tasks PassiveMatch-d100 \
         --scores-from docs/data/suite_long_d100.csv --report-only       # a grid's tables from its versioned scores
+    python -m benchmarks.memory_suite ... --compare gru/ur lstm/standard   # a pair besides the built-in ones
 
 Each run is one ``run_impala.py`` subprocess writing to ``<out>/runs/<name>/``. A run whose
 ``summary.json`` says it reached its step budget is skipped, one with a checkpoint is resumed,
@@ -20,7 +21,8 @@ one learning-curve PNG per task, a per-run CSV, and a per-cell markdown/CSV tabl
 min-max over seeds of the final return, the area under the curve and the steps to threshold);
 then ``statistics.md`` (``benchmarks/suite_report.py``): IQM of the normalised score and the
 probability of improvement with bootstrap intervals, performance profiles, forget-gate timescales
-against the delay, and the training wall time per task. ``--scores-from`` adds the rows of runs
+against the delay, and the training wall time per task (``--compare X Y`` adds pairs of planned
+cells to the built-in comparisons, across cores too). ``--scores-from`` adds the rows of runs
 whose folders are gone from a versioned ``runs.csv`` (``benchmarks/suite_archive.py``).
 """
 
@@ -32,7 +34,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -255,15 +257,16 @@ COMPARISONS = (("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/chrono"), ("lstm/
                ("lstm/tied", "lstm/standard"))  # fmt: skip
 
 
-def comparison_pairs(plans: list[RunPlan]) -> list[tuple[str, str]]:
-    """COMPARISONS whose two cells are both planned, within each setting (never across settings);
-    then, for each cell planned both in the base setting and in another, that setting against the
-    base (the effect of the setting, e.g. a context window, on one cell, apart from the gate's)."""
+def comparison_pairs(plans: list[RunPlan], extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """COMPARISONS, then the ``extra`` cell pairs (``--compare``), whose two cells are both planned,
+    within each setting (never across settings); then, for each cell planned both in the base setting
+    and in another, that setting against the base (the effect of the setting, e.g. a context window, on
+    one cell, apart from the gate's)."""
     labels = {p.label for p in plans}
     settings = list(dict.fromkeys(p.setting for p in plans))
     pairs = []
     for setting in settings:
-        for x, y in COMPARISONS:
+        for x, y in dict.fromkeys((*COMPARISONS, *extra)):
             pair = tuple(RunPlan(plans[0].task, c, 0, setting).label for c in (x, y))
             if set(pair) <= labels:
                 pairs.append(pair)
@@ -275,12 +278,18 @@ def comparison_pairs(plans: list[RunPlan]) -> list[tuple[str, str]]:
     return pairs
 
 
-def report(plans: list[RunPlan], out_dir: Path, reps: int = 5000, archive: Mapping[Key, Any] | None = None) -> str:
+def report(
+    plans: list[RunPlan],
+    out_dir: Path,
+    reps: int = 5000,
+    archive: Mapping[Key, Any] | None = None,
+    compare: Sequence[tuple[str, str]] = (),
+) -> str:
     """Write ``runs.csv``, ``cells.md``/``cells.csv``, ``<task>.png`` and the statistics section
     (``statistics.md``, ``profiles.png``, ``timescales_<task>.png``) under ``out_dir``; return the cell table.
 
     A planned run without a folder is taken from ``archive`` (``benchmarks/suite_archive.py``) when it
-    holds it; a folder, when there is one, wins."""
+    holds it; a folder, when there is one, wins. ``compare`` adds cell pairs to COMPARISONS."""
     rows = [r for r in (run_metrics(p, out_dir) or archived_row(p, archive or {}) for p in plans) if r is not None]
     write_csv(out_dir / "runs.csv", RUN_HEADERS, [[r[h] for h in RUN_HEADERS] for r in rows])
     table = cell_rows(rows)
@@ -299,7 +308,7 @@ def report(plans: list[RunPlan], out_dir: Path, reps: int = 5000, archive: Mappi
                         hlines={"max return": task.max_return, **dict(task.references)})  # fmt: skip
     if rows:
         delays = {p.task.name: p.task.delay for p in plans}
-        section = statistics_section(rows, comparison_pairs(plans), delays, out_dir, reps=reps)
+        section = statistics_section(rows, comparison_pairs(plans, compare), delays, out_dir, reps=reps)
         (out_dir / "statistics.md").write_text(section)
     return text
 
@@ -336,6 +345,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="runs.csv files (e.g. docs/data/suite_long_d100.csv) whose rows stand in for planned "
                              "runs that have no folder here: they are reported, not run again")  # fmt: skip
     parser.add_argument("--reps", type=int, default=5000, help="bootstrap resamples of the statistics")
+    parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("X", "Y"),
+                        help="report P(X > Y) and IQM(X) - IQM(Y) for two planned cells besides the built-in "
+                             "pairs (repeatable), e.g. --compare gru/ur lstm/standard")  # fmt: skip
     parser.add_argument(
         "--list", action="store_true", help="print the planned runs, their status and budget; run nothing"
     )
@@ -350,6 +362,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.setting_list = tuple(dict.fromkeys(parse_setting(spec) for spec in args.settings))
         for cell in args.cells:
             core_overrides(cell, tasks[0])
+        args.compare = [tuple(pair) for pair in args.compare]
+        for cell in sorted({cell for pair in args.compare for cell in pair} - set(args.cells)):
+            raise ValueError(f"--compare names {cell!r}, which is not planned; planned cells: {', '.join(args.cells)}")
     except ValueError as error:
         parser.error(str(error))
     args.out = args.out or ROOT / "benchmarks" / "out" / f"suite_{args.preset}"
@@ -393,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         statuses = run_suite(to_run, preset, args.out.resolve(), args.jobs, args.address, tuple(args.set))
         print(f"{statuses.count('skipped')} skipped, {len(plans) - len(to_run)} archived, {len(plans)} planned",
               flush=True)  # fmt: skip
-    print(report(plans, args.out.resolve(), reps=args.reps, archive=args.archive))
+    print(report(plans, args.out.resolve(), reps=args.reps, archive=args.archive, compare=args.compare))
     statistics = args.out.resolve() / "statistics.md"
     if statistics.exists():
         print(statistics.read_text())

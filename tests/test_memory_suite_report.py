@@ -194,6 +194,24 @@ def test_the_ablation_of_ur_is_compared_part_by_part():
     assert suite.comparison_pairs(without_r) == [("lstm/ur", "lstm/u")]
 
 
+def test_compare_adds_a_pair_of_planned_cells_and_refuses_one_that_is_not_planned(tmp_path, capsys):
+    """``--compare X Y`` reports P(X > Y) besides the built-in pairs (a built-in one named again is
+    reported once); a cell it names that is not planned is a one-line error before anything runs."""
+    plans = build_suite(tmp_path)
+    extra = [("lstm/standard", "none/standard"), ("lstm/ur", "lstm/standard")]
+    assert suite.comparison_pairs(plans, extra) == [("lstm/ur", "lstm/standard"), ("lstm/standard", "none/standard")]
+    suite.report(plans, tmp_path, reps=REPS, compare=extra)
+    statistics = (tmp_path / "statistics.md").read_text()
+    assert "| P(lstm/standard > none/standard) | 3 vs 3 |" in statistics
+    assert statistics.count("| P(lstm/ur > lstm/standard) |") == 1
+    argv = ["--delays", "10", "--cells", "lstm/ur", "lstm/standard", "--compare", "gru/ur", "lstm/standard"]
+    with pytest.raises(SystemExit):
+        suite.parse_args(argv)
+    assert "--compare names 'gru/ur', which is not planned; planned cells: lstm/ur, lstm/standard" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_grid_is_rebuilt_from_its_versioned_runs_csv(tmp_path):
     """Report, keep runs.csv, delete the run folders: --scores-from gives the same scores and statistics,
     and the runs it holds are listed as done, not run again."""
