@@ -22,7 +22,8 @@ min-max over seeds of the final return, the area under the curve and the steps t
 then ``statistics.md`` (``benchmarks/suite_report.py``): IQM of the normalised score and the
 probability of improvement with bootstrap intervals, performance profiles, forget-gate timescales
 against the delay, and the training wall time per task (``--compare X Y`` adds pairs of planned
-cells to the built-in comparisons, across cores too). ``--scores-from`` adds the rows of runs
+cells to the built-in comparisons, across cores too, and across settings for a cell named as the
+tables label it, ``'lstm/ur [actors.context_length={episode_length}]'``). ``--scores-from`` adds the rows of runs
 whose folders are gone from a versioned ``runs.csv`` (``benchmarks/suite_archive.py``).
 """
 
@@ -259,21 +260,24 @@ COMPARISONS = (("lstm/ur", "lstm/standard"), ("lstm/ur", "lstm/chrono"), ("lstm/
 
 def comparison_pairs(plans: list[RunPlan], extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """COMPARISONS, then the ``extra`` cell pairs (``--compare``), whose two cells are both planned,
-    within each setting (never across settings); then, for each cell planned both in the base setting
-    and in another, that setting against the base (the effect of the setting, e.g. a context window, on
-    one cell, apart from the gate's)."""
+    within each setting; an ``extra`` pair that names a setting (``"lstm/ur [key=value]"``, as the
+    tables label a run) is compared as named, across settings, a bare cell then meaning the base
+    setting; then, for each cell planned both in the base setting and in another, that setting against
+    the base (the effect of the setting, e.g. a context window, on one cell, apart from the gate's)."""
     labels = {p.label for p in plans}
     settings = list(dict.fromkeys(p.setting for p in plans))
+    across = [pair for pair in extra if any(" [" in name for name in pair)]
     pairs = []
     for setting in settings:
-        for x, y in dict.fromkeys((*COMPARISONS, *extra)):
+        for x, y in dict.fromkeys((*COMPARISONS, *(pair for pair in extra if pair not in across))):
             pair = tuple(RunPlan(plans[0].task, c, 0, setting).label for c in (x, y))
             if set(pair) <= labels:
                 pairs.append(pair)
+    pairs += [pair for pair in dict.fromkeys(across) if set(pair) <= labels and pair not in pairs]
     for setting in (other for other in settings if other.overrides):
         for cell in dict.fromkeys(p.cell for p in plans):
             pair = tuple(RunPlan(plans[0].task, cell, 0, which).label for which in (setting, BASE))
-            if set(pair) <= labels:
+            if set(pair) <= labels and pair not in pairs:
                 pairs.append(pair)
     return pairs
 
@@ -347,7 +351,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=5000, help="bootstrap resamples of the statistics")
     parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("X", "Y"),
                         help="report P(X > Y) and IQM(X) - IQM(Y) for two planned cells besides the built-in "
-                             "pairs (repeatable), e.g. --compare gru/ur lstm/standard")  # fmt: skip
+                             "pairs (repeatable), e.g. --compare gru/ur lstm/standard; within each setting, or "
+                             "across settings for a cell named with its setting as the tables label it, e.g. "
+                             "--compare 'lstm/ur [actors.context_length={episode_length}]' lstm/chrono")  # fmt: skip
     parser.add_argument(
         "--list", action="store_true", help="print the planned runs, their status and budget; run nothing"
     )
@@ -363,8 +369,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for cell in args.cells:
             core_overrides(cell, tasks[0])
         args.compare = [tuple(pair) for pair in args.compare]
-        for cell in sorted({cell for pair in args.compare for cell in pair} - set(args.cells)):
-            raise ValueError(f"--compare names {cell!r}, which is not planned; planned cells: {', '.join(args.cells)}")
+        planned = [RunPlan(tasks[0], cell, 0, setting).label for setting in args.setting_list for cell in args.cells]
+        for name in sorted({name for pair in args.compare for name in pair} - set(planned)):
+            raise ValueError(f"--compare names {name!r}, which is not planned; planned cells: {', '.join(planned)}")
     except ValueError as error:
         parser.error(str(error))
     args.out = args.out or ROOT / "benchmarks" / "out" / f"suite_{args.preset}"

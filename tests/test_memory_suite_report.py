@@ -212,6 +212,32 @@ def test_compare_adds_a_pair_of_planned_cells_and_refuses_one_that_is_not_planne
     )
 
 
+def test_compare_names_a_cell_with_its_setting_to_compare_across_settings(capsys):
+    """A ``--compare`` name with its setting in brackets, as the tables label a run, is compared as
+    named, against the base setting for a bare cell; a bare pair stays within each setting; a pair
+    the built-in setting-against-base comparison makes anyway is reported once."""
+    t = task()
+    context = suite.parse_setting("actors.context_length={episode_length}")
+    plans = suite.make_plans((t,), ["lstm/ur", "lstm/chrono"], [0], (grid.BASE, context))
+    window = " [actors.context_length={episode_length}]"
+    extra = [("lstm/ur" + window, "lstm/chrono"), ("lstm/ur" + window, "lstm/ur"), ("lstm/chrono", "lstm/ur")]
+    assert suite.comparison_pairs(plans, extra) == [
+        ("lstm/ur", "lstm/chrono"), ("lstm/chrono", "lstm/ur"),
+        ("lstm/ur" + window, "lstm/chrono" + window), ("lstm/chrono" + window, "lstm/ur" + window),
+        ("lstm/ur" + window, "lstm/chrono"), ("lstm/ur" + window, "lstm/ur"),
+        ("lstm/chrono" + window, "lstm/chrono"),
+    ]  # fmt: skip
+    argv = ["--delays", "10", "--cells", "lstm/ur", "lstm/chrono", "--settings", "base",
+            "actors.context_length={episode_length}", "--compare", "lstm/ur" + window, "lstm/chrono"]  # fmt: skip
+    assert suite.parse_args(argv).compare == [("lstm/ur" + window, "lstm/chrono")]
+    with pytest.raises(SystemExit):
+        suite.parse_args(argv[:-4] + ["--compare", "lstm/ur" + window, "lstm/chrono"])
+    assert (
+        f"--compare names 'lstm/ur{window}', which is not planned; planned cells: lstm/ur, lstm/chrono"
+        in capsys.readouterr().err
+    )
+
+
 def test_a_grid_is_rebuilt_from_its_versioned_runs_csv(tmp_path):
     """Report, keep runs.csv, delete the run folders: --scores-from gives the same scores and statistics,
     and the runs it holds are listed as done, not run again."""
