@@ -121,7 +121,8 @@ def plot_timescales(
             steps = f"step {low:,}" if low == high else f"steps {low:,}–{high:,}"
             axes.plot(centres, mean, style, label=f"{which} ({steps})", linewidth=1.2)
         axes.axvline(np.log10(max(delay, 1)), color="grey", linestyle=":", label=f"delay {delay}")
-        axes.set_title(f"{label} (n={len(runs)})", fontsize=8)
+        cell, _, setting = label.partition(" [")  # a setting on a line of its own: one line overruns the panel
+        axes.set_title(f"{cell} (n={len(runs)})" + (f"\n[{setting}" if setting else ""), fontsize=8)
         axes.set_xlabel("log10 timescale 1/(1-g), steps", fontsize=7)
         axes.tick_params(labelsize=6)
         axes.legend(fontsize=6)
