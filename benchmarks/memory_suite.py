@@ -266,7 +266,8 @@ def comparison_pairs(plans: list[RunPlan], extra: Sequence[tuple[str, str]] = ()
     the base (the effect of the setting, e.g. a context window, on one cell, apart from the gate's)."""
     labels = {p.label for p in plans}
     settings = list(dict.fromkeys(p.setting for p in plans))
-    across = [pair for pair in extra if any(" [" in name for name in pair)]
+    cells = {p.cell for p in plans}
+    across = [pair for pair in extra if not set(pair) <= cells]  # a name that is no bare cell carries its setting
     pairs = []
     for setting in settings:
         for x, y in dict.fromkeys((*COMPARISONS, *(pair for pair in extra if pair not in across))):
