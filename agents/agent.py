@@ -47,7 +47,7 @@ class Agent(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self.distribution: ActionDistribution = make_distribution(action_space)
-        self.torso = make_torso(observation_space, agent_config.torso, agent_config.mlp_sizes)
+        self.torso = make_torso(observation_space, agent_config.torso, agent_config.mlp_sizes, agent_config.layer_norm)
         # + one-hot previous action (num_logits wide for Discrete and MultiDiscrete) + previous reward.
         feedback_size = self.distribution.num_logits + 1 if agent_config.prev_action_reward else 0
         core_input_size = self.torso.out_features + feedback_size

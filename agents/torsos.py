@@ -1,6 +1,7 @@
 """Torsos: observation ``[N, *obs_shape]`` -> features ``[N, out_features]`` (time folded into N).
 
-- ``MLPTorso``: any supported space (``agents/spaces.py`` flattens it), then ReLU layers.
+- ``MLPTorso``: any supported space (``agents/spaces.py`` flattens it), then ReLU layers
+  (``Linear -> LayerNorm -> ReLU`` with ``layer_norm``).
 - ``ShallowConvTorso``: IMPALA's shallow network (Espeholt et al. 2018, Fig. 3 left):
   conv 8x8 stride 4 (16 ch), conv 4x4 stride 2 (32 ch), fc 256, ReLU after each.
 - ``DeepConvTorso``: IMPALA's deep residual network (Fig. 3 right): three sections of
@@ -25,15 +26,16 @@ TORSOS = ("auto", "mlp", "shallow_conv", "deep_conv")
 
 
 class MLPTorso(nn.Module):
-    """Flatten-and-encode the observation (``spaces.encode``), then ``Linear -> ReLU`` per size."""
+    """Flatten-and-encode the observation (``spaces.encode``), then ``Linear [-> LayerNorm] -> ReLU`` per size."""
 
-    def __init__(self, observation_space: gym.Space, sizes: tuple[int, ...]) -> None:
+    def __init__(self, observation_space: gym.Space, sizes: tuple[int, ...], layer_norm: bool = False) -> None:
         super().__init__()
         self.observation_space = observation_space
         layers: list[nn.Module] = []
         width = spaces.flat_size(observation_space)
         for size in sizes:
-            layers += [nn.Linear(width, size), nn.ReLU()]
+            norm = [nn.LayerNorm(size)] if layer_norm else []
+            layers += [nn.Linear(width, size), *norm, nn.ReLU()]
             width = size
         self.layers = nn.Sequential(*layers)
         self.out_features = width
@@ -128,10 +130,13 @@ class DeepConvTorso(nn.Module):
         return self.fc(self.convs(_image_to_nchw(self.observation_space, obs)))
 
 
-def make_torso(observation_space: gym.Space, torso: str, mlp_sizes: tuple[int, ...]) -> nn.Module:
+def make_torso(
+    observation_space: gym.Space, torso: str, mlp_sizes: tuple[int, ...], layer_norm: bool = False
+) -> nn.Module:
     """The torso named by ``torso`` (``"auto"``: a conv net for uint8 images, else an MLP), initialised.
 
-    Raise ``ValueError`` for an unsupported space, an unknown torso, or a conv torso on a non-image.
+    Raise ``ValueError`` for an unsupported space, an unknown torso, a conv torso on a non-image, or
+    ``layer_norm`` with a conv torso (it applies to the MLP's layers only).
     """
     spaces.check_observation_space(observation_space)
     if spaces.flat_size(observation_space) == 0:
@@ -141,8 +146,10 @@ def make_torso(observation_space: gym.Space, torso: str, mlp_sizes: tuple[int, .
     if torso == "auto":
         torso = "shallow_conv" if spaces.is_image(observation_space) else "mlp"
     if torso == "mlp":
-        module: nn.Module = MLPTorso(observation_space, tuple(mlp_sizes))
+        module: nn.Module = MLPTorso(observation_space, tuple(mlp_sizes), layer_norm)
     else:
+        if layer_norm:
+            raise ValueError(f"agent.layer_norm applies to the MLP torso only, not to {torso}; use agent.torso=mlp")
         is_rank3_box = isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3
         if not is_rank3_box:
             raise ValueError(f"The {torso} torso needs an (H, W, C) Box observation, got {observation_space}")

@@ -100,6 +100,9 @@ class AgentConfig:
     # features, as IMPALA and R2D2 feed them; false: the observation alone, as RLlib's and Sample Factory's
     # recurrent models do by default (docs/agents.md).
     prev_action_reward: bool = True
+    # LayerNorm after each Linear of the MLP torso, before its ReLU (Ba et al. 2016): the core sees
+    # features of a fixed scale however far a batch moves the torso's weights (docs/agents.md).
+    layer_norm: bool = False
 
 
 @dataclass(frozen=True)

@@ -205,8 +205,8 @@ def model_config(agent_config: Any) -> dict[str, Any] | None:
     (memory_cells/compiled.py), so a run compiled on a GPU resumes with ``off`` on a CPU, and checkpoints
     written before the switches existed still load.
     ``head_sizes`` is left out while empty (no hidden head layers), so that checkpoints written before
-    it existed still load; the parameter shapes tell any other value apart. ``prev_action_reward`` is left
-    out at its default (true) for the same reason."""
+    it existed still load; the parameter shapes tell any other value apart. ``prev_action_reward`` (true)
+    and ``layer_norm`` (false) are left out at their defaults for the same reason."""
     if not dataclasses.is_dataclass(agent_config):
         return None
     config = dataclasses.asdict(agent_config)
@@ -217,6 +217,8 @@ def model_config(agent_config: Any) -> dict[str, Any] | None:
         config.pop("head_sizes", None)
     if config.get("prev_action_reward", True):
         config.pop("prev_action_reward", None)
+    if not config.get("layer_norm", False):
+        config.pop("layer_norm", None)
     return config
 
 

@@ -272,6 +272,43 @@ def test_unsupported_observations_are_refused_at_construction(obs_space: gym.Spa
         make_agent(obs_space, DISCRETE, torso=torso)
 
 
+def test_layer_norm_makes_the_torso_indifferent_to_the_scale_of_each_layer() -> None:
+    """What ``agent.layer_norm`` promises: moving a layer's weights and bias by any common factor (a large
+    step along them) leaves the features unchanged; without it they grow with it."""
+    obs = torch.as_tensor(np.random.default_rng(0).uniform(-2, 2, (5, 3)), dtype=torch.float32)
+    for layer_norm in (True, False):
+        torso = MLPTorso(VECTOR, (16, 8), layer_norm=layer_norm)
+        with torch.no_grad():
+            before = torso(obs)
+            for linear in (m for m in torso.layers if isinstance(m, torch.nn.Linear)):
+                linear.weight.mul_(7.0)
+                linear.bias.mul_(7.0)
+            after = torso(obs)
+        norms = [m for m in torso.layers if isinstance(m, torch.nn.LayerNorm)]
+        assert len(norms) == (2 if layer_norm else 0)
+        if layer_norm:
+            torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+        else:
+            assert after.abs().sum() > 7.0 * before.abs().sum()
+
+
+def test_layer_norm_normalises_each_hidden_layer_before_its_relu() -> None:
+    """Against a float64 reference: relu((x W1^T + b1 - mean) / sqrt(var + eps)) per layer (gain 1, shift 0 at init)."""
+    torso = MLPTorso(VECTOR, (6,), layer_norm=True)
+    obs = np.random.default_rng(1).uniform(-2, 2, (4, 3))
+    weight, bias = (p.detach().double().numpy() for p in torso.layers[0].parameters())
+    pre = obs @ weight.T + bias
+    normed = (pre - pre.mean(-1, keepdims=True)) / np.sqrt(pre.var(-1, keepdims=True) + 1e-5)
+    got = torso(torch.as_tensor(obs, dtype=torch.float32)).double().detach().numpy()
+    np.testing.assert_allclose(got, np.maximum(normed, 0.0), atol=1e-5)
+
+
+def test_layer_norm_with_a_conv_torso_is_refused_at_construction() -> None:
+    config = AgentConfig(torso="shallow_conv", layer_norm=True)
+    with pytest.raises(ValueError, match="agent.layer_norm applies to the MLP torso only, not to shallow_conv"):
+        Agent(IMAGE_SHALLOW, DISCRETE, config)
+
+
 def test_continuous_actions_are_refused_at_construction() -> None:
     with pytest.raises(ValueError, match="Unsupported action space"):
         make_agent(VECTOR, gym.spaces.Box(-1.0, 1.0, (2,), np.float32))

@@ -41,12 +41,22 @@ def one_torch_thread():
 
 
 def build_agent(
-    kind, obs_space, action_space, hidden=16, gate="standard", seed=0, head_sizes=(), prev_action_reward=True
+    kind,
+    obs_space,
+    action_space,
+    hidden=16,
+    gate="standard",
+    seed=0,
+    head_sizes=(),
+    prev_action_reward=True,
+    layer_norm=False,
 ):
     torch.manual_seed(seed)
     cell = "lstm" if kind == "tiny" else real_cell()
     core = CoreConfig(cell=cell, gate=gate, hidden_size=hidden)
-    config = AgentConfig(mlp_sizes=(16,), core=core, head_sizes=head_sizes, prev_action_reward=prev_action_reward)
+    config = AgentConfig(
+        mlp_sizes=(16,), core=core, head_sizes=head_sizes, prev_action_reward=prev_action_reward, layer_norm=layer_norm
+    )
     if kind == "tiny":
         return TinyAgent(obs_space, action_space, config)
     from agents import Agent
@@ -311,6 +321,12 @@ def test_checkpoint_from_another_model_fails_naming_the_mismatch(tmp_path):
     blind = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), prev_action_reward=False), learner_config(), 10)
     with pytest.raises(ValueError, match="prev_action_reward is None in the checkpoint, False here"):
         blind.load_checkpoint(tmp_path / "real.pt")
+    # And a torso with LayerNorm (the same Linear shapes: only the config tells it apart).
+    assert "layer_norm" not in real.metadata()["agent_config"]
+    normed = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), layer_norm=True), learner_config(), 10)
+    assert normed.metadata()["agent_config"]["layer_norm"] is True
+    with pytest.raises(ValueError, match="layer_norm is None in the checkpoint, True here"):
+        normed.load_checkpoint(tmp_path / "real.pt")
 
 
 def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
