@@ -199,26 +199,26 @@ def _loss_metrics(loss: LossOutputs, grad_norm: Tensor, clip_rho_threshold: floa
     return torch.stack([v.detach().float() for v in values])
 
 
+# Agent keys added after checkpoints were first written, with the value every older checkpoint has: a key
+# at that value is left out of the record, so that those checkpoints still load; any other value is recorded.
+KEYS_RECORDED_AWAY_FROM = {"head_sizes": (), "prev_action_reward": True, "layer_norm": False}
+
+
 def model_config(agent_config: Any) -> dict[str, Any] | None:
     """The agent config as a checkpoint records it: what the weights depend on. ``core.compile`` and
     ``core.compile_chunk`` are left out: they only pick a code path with the same results
     (memory_cells/compiled.py), so a run compiled on a GPU resumes with ``off`` on a CPU, and checkpoints
-    written before the switches existed still load.
-    ``head_sizes`` is left out while empty (no hidden head layers), so that checkpoints written before
-    it existed still load; the parameter shapes tell any other value apart. ``prev_action_reward`` (true)
-    and ``layer_norm`` (false) are left out at their defaults for the same reason."""
+    written before the switches existed still load. The keys of ``KEYS_RECORDED_AWAY_FROM`` are left out
+    at the value they had before they existed."""
     if not dataclasses.is_dataclass(agent_config):
         return None
     config = dataclasses.asdict(agent_config)
     if isinstance(config.get("core"), dict):
         config["core"].pop("compile", None)
         config["core"].pop("compile_chunk", None)
-    if not config.get("head_sizes", ()):
-        config.pop("head_sizes", None)
-    if config.get("prev_action_reward", True):
-        config.pop("prev_action_reward", None)
-    if not config.get("layer_norm", False):
-        config.pop("layer_norm", None)
+    for key, old_value in KEYS_RECORDED_AWAY_FROM.items():
+        if config.get(key, old_value) == old_value:
+            config.pop(key, None)
     return config
 
 

@@ -321,7 +321,7 @@ def test_checkpoint_from_another_model_fails_naming_the_mismatch(tmp_path):
     blind = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), prev_action_reward=False), learner_config(), 10)
     with pytest.raises(ValueError, match="prev_action_reward is None in the checkpoint, False here"):
         blind.load_checkpoint(tmp_path / "real.pt")
-    # And a torso with LayerNorm (the same Linear shapes: only the config tells it apart).
+    # And a torso with LayerNorm (its norm's parameters differ too; the config names the difference first).
     assert "layer_norm" not in real.metadata()["agent_config"]
     normed = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), layer_norm=True), learner_config(), 10)
     assert normed.metadata()["agent_config"]["layer_norm"] is True
