@@ -5,7 +5,7 @@ what happens otherwise) and reset only at the episode's start. Plain Python, no 
 
 Episodes run on one intra-op thread: one env, one step at a time, gives more threads nothing to
 share, and on busy cores they wait on each other (measured on 2 cores beside a training run,
-2026-12-07: 0.30-0.37 ms a step on one thread, 9.5-11.4 ms on two).
+2026-12-07: 0.30-0.37 ms a step on one thread, 9.5-11.4 ms on two; on idle cores both 0.17 ms).
 """
 
 from __future__ import annotations
