@@ -6,6 +6,10 @@
     h_t, s_t   = core(x_t, s_{t-1}), with s reset to the initial state where is_first_t
     logits_t, baseline_t = heads(h_t)                 (each head: optional hidden ReLU layers, then linear)
 
+With ``agent.critic: separate`` the baseline reads ``h'_t`` of a second torso and core of the same
+sizes, fed the same inputs, so that the value regression never moves the policy's features; the
+state is then the policy core's tensors followed by the critic core's.
+
 Actors call it with T = 1 and carry ``state``; the learner calls it once over the whole
 unroll from the stored initial state; both give the same outputs for the same inputs
 (one code path: the core is always unrolled over ``[T, B]``). The previous reward is
@@ -52,6 +56,10 @@ class Agent(nn.Module):
         feedback_size = self.distribution.num_logits + 1 if agent_config.prev_action_reward else 0
         core_input_size = self.torso.out_features + feedback_size
         self.core = Core(core_input_size, agent_config.core)
+        self.critic: CriticBody | None = None
+        if agent_config.critic == "separate":
+            torso = make_torso(observation_space, agent_config.torso, agent_config.mlp_sizes, agent_config.layer_norm)
+            self.critic = CriticBody(torso, Core(core_input_size, agent_config.core))
         self.heads = ActorCriticHeads(
             agent_config.core.hidden_size, self.distribution.num_logits, tuple(agent_config.head_sizes)
         )
@@ -66,8 +74,12 @@ class Agent(nn.Module):
         return self.distribution.num_logits
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        """The core state at the start of an episode: a flat tuple of ``[batch_size, ...]`` tensors."""
-        return self.core.initial_state(batch_size, device)
+        """The core state at the start of an episode: a flat tuple of ``[batch_size, ...]`` tensors
+        (the policy core's, then the separate critic's core's where there is one)."""
+        state = self.core.initial_state(batch_size, device)
+        if self.critic is not None:
+            state = state + self.critic.core.initial_state(batch_size, device)
+        return state
 
     def forward(
         self,
@@ -93,14 +105,36 @@ class Agent(nn.Module):
         """
         device = self.heads.policy.weight.device
         folded_obs, (time, batch) = fold_time(self.observation_space, obs, num_leading=2, device=device)
-        features = self.torso(folded_obs).reshape(time, batch, -1)
-        core_input = features
+        feedback: list[Tensor] = []
         if self.agent_config.prev_action_reward:
             action_input = self.distribution.one_hot(torch.as_tensor(prev_action, device=device))
             reward_input = torch.as_tensor(prev_reward, device=device).float().clamp(-1.0, 1.0).unsqueeze(-1)
-            core_input = torch.cat([features, action_input, reward_input], dim=-1)
+            feedback = [action_input, reward_input]
         is_first = torch.as_tensor(is_first, device=device).bool()
         state = tuple(torch.as_tensor(tensor, device=device) for tensor in state)
-        h, new_state, gates = self.core(core_input, is_first, state, collect_gates=collect_gates)
-        heads = self.heads(h)
+        policy_state, critic_state = state[: self.core.num_state_tensors], state[self.core.num_state_tensors :]
+        features = self.torso(folded_obs).reshape(time, batch, -1)
+        h, new_state, gates = self.core(with_feedback(features, feedback), is_first, policy_state, collect_gates)
+        h_value = None
+        if self.critic is not None:
+            critic_features = self.critic.torso(folded_obs).reshape(time, batch, -1)
+            h_value, critic_new_state, _ = self.critic.core(
+                with_feedback(critic_features, feedback), is_first, critic_state
+            )
+            new_state = new_state + critic_new_state
+        heads = self.heads(h, h_value)
         return AgentOutput(heads.policy_logits, heads.baseline, gates), new_state
+
+
+def with_feedback(features: Tensor, feedback: list[Tensor]) -> Tensor:
+    """The core's input: the torso's features [T, B, F], then the previous action and reward where given."""
+    return torch.cat([features, *feedback], dim=-1) if feedback else features
+
+
+class CriticBody(nn.Module):
+    """The separate critic's own torso and core (``agent.critic: separate``); the baseline head reads its output."""
+
+    def __init__(self, torso: nn.Module, core: Core) -> None:
+        super().__init__()
+        self.torso = torso
+        self.core = core

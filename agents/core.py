@@ -52,6 +52,11 @@ class Core(nn.Module):
         """All layers' initial states concatenated, layer 0 first, each ``[batch_size, ...]``."""
         return tuple(tensor for layer in self.layers for tensor in layer.initial_state(batch_size, device))
 
+    @property
+    def num_state_tensors(self) -> int:
+        """How many tensors ``initial_state`` returns (all layers together)."""
+        return sum(self._state_lengths)
+
     def split_state(self, state: State) -> list[State]:
         """The flat state tuple -> one tuple per layer."""
         if len(state) != sum(self._state_lengths):

@@ -64,7 +64,8 @@ class ValueHead(nn.Module):
 
 
 class ActorCriticHeads(nn.Module):
-    """``h [T, B, H] -> (policy_logits [T, B, num_logits], baseline [T, B])``."""
+    """``h [T, B, H] -> (policy_logits [T, B, num_logits], baseline [T, B])``; the baseline reads ``h_value``
+    instead where the agent gives its critic features of its own."""
 
     def __init__(self, hidden_size: int, num_logits: int, hidden_sizes: tuple[int, ...] = ()) -> None:
         super().__init__()
@@ -73,5 +74,5 @@ class ActorCriticHeads(nn.Module):
         self.policy = orthogonal_(nn.Linear(width, num_logits), gain=POLICY_GAIN)
         self.baseline = ValueHead(hidden_size, hidden_sizes)
 
-    def forward(self, h: Tensor) -> HeadOutput:
-        return HeadOutput(self.policy(self.policy_hidden(h)), self.baseline(h))
+    def forward(self, h: Tensor, h_value: Tensor | None = None) -> HeadOutput:
+        return HeadOutput(self.policy(self.policy_hidden(h)), self.baseline(h if h_value is None else h_value))

@@ -137,6 +137,19 @@ BENCHMARKS = (
     # passes -0.46 in 3 M steps (chance -0.5); 0.9 was a guess no run came near (docs/LEARNING.md).
     popgym_task("RepeatPreviousMedium", 103, 3_000_000, -0.4),
     gym_task("MiniGrid-MemoryS7", "MiniGrid-MemoryS7-v0", 16_000_000, 0.9, "minigrid_memory.yaml", 1.0, 245),
+    # A task nobody here tuned for (added 2026-12-07), run with the classic-control preset a user would pick:
+    # -1 a step until the tip swings above the bar, 500 steps at most; the threshold is gymnasium's
+    # reward_threshold. Random play reaches the bar in about 2.5 % of episodes (docs/LEARNING.md).
+    gym_task(
+        "Acrobot-v1",
+        "Acrobot-v1",
+        1_000_000,
+        -100.0,
+        "cartpole.yaml",
+        0.0,
+        500,
+        references=(("rl-zoo A2C (tuned), 150k steps", -86.6),),
+    ),
 )
 KNOWN = {b.task.name: b for b in BENCHMARKS}
 # The runner's fallback config and actor backend; each task names its own preset.

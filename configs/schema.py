@@ -103,6 +103,10 @@ class AgentConfig:
     # LayerNorm after each Linear of the MLP torso, before its ReLU (Ba et al. 2016): the core sees
     # features of a fixed scale however far a batch moves the torso's weights (docs/agents.md).
     layer_norm: bool = False
+    # "shared": one torso and core feed both heads, as IMPALA's agent. "separate": the baseline reads its own
+    # torso and core (same sizes, cell and gate), so the value regression never moves the policy's features,
+    # as stable-baselines3's RecurrentPPO and most MLP actor-critics do by default (docs/agents.md).
+    critic: str = choice("shared", "shared", "separate")
 
 
 @dataclass(frozen=True)

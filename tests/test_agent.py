@@ -46,11 +46,17 @@ def make_agent(
     seed: int = 0,
     head_sizes: tuple[int, ...] = (),
     prev_action_reward: bool = True,
+    critic: str = "shared",
 ) -> Agent:
     torch.manual_seed(seed)
     core = CoreConfig(cell=cell, gate=gate, hidden_size=hidden_size, num_layers=num_layers, options=options or {})
     config = AgentConfig(
-        torso=torso, mlp_sizes=(8,), core=core, head_sizes=head_sizes, prev_action_reward=prev_action_reward
+        torso=torso,
+        mlp_sizes=(8,),
+        core=core,
+        head_sizes=head_sizes,
+        prev_action_reward=prev_action_reward,
+        critic=critic,
     )
     return Agent(obs_space, action_space, config)
 
@@ -337,6 +343,50 @@ def test_gradients_reach_every_parameter() -> None:
         (output.policy_logits.square().sum() + output.baseline.square().sum()).backward()
         for name, parameter in model.named_parameters():
             assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize(
+    ("cell", "gate", "num_layers"), [("lstm", "ur", 2), ("gru", "standard", 1), ("none", "standard", 1)]
+)
+def test_a_separate_critic_unrolls_as_single_steps_and_resets_at_episode_starts(
+    cell: str, gate: str, num_layers: int
+) -> None:
+    agent = make_agent(cell=cell, gate=gate, num_layers=num_layers, critic="separate")
+    shared = make_agent(cell=cell, gate=gate, num_layers=num_layers)
+    assert len(agent.initial_state(B)) == 2 * len(shared.initial_state(B))  # the policy core's, then the critic's
+    data = inputs(VECTOR, DISCRETE)
+    state = tuple(torch.randn_like(s) for s in agent.initial_state(B))
+    with torch.no_grad():
+        unrolled, final = agent(**data, state=state, collect_gates=True)
+        stepped, stepped_final = run_steps(agent, data, state)
+        tail = {key: index(value, slice(4, T)) for key, value in data.items()}
+        fresh, _ = agent(**tail, state=agent.initial_state(B))
+    assert_same(unrolled, stepped, final, stepped_final)
+    torch.testing.assert_close(unrolled.baseline[4:], fresh.baseline, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(unrolled.policy_logits[4:], fresh.policy_logits, atol=1e-6, rtol=1e-6)
+    assert set(unrolled.gates) == set(shared(**data, state=shared.initial_state(B), collect_gates=True)[0].gates)
+
+
+def test_a_separate_critic_keeps_the_value_regression_off_the_policy_and_the_policy_off_the_critic() -> None:
+    agent = make_agent(cell="lstm", gate="ur", critic="separate")
+    output, _ = agent(**inputs(VECTOR, DISCRETE), state=agent.initial_state(B))
+    critic = [name for name, _ in agent.named_parameters() if name.startswith(("critic.", "heads.baseline."))]
+    assert any(n.startswith("critic.core.") for n in critic) and any(n.startswith("critic.torso.") for n in critic)
+    parameters = dict(agent.named_parameters())
+    value_grads = torch.autograd.grad(output.baseline.square().sum(), list(parameters.values()), allow_unused=True)
+    policy_grads = torch.autograd.grad(
+        output.policy_logits.square().sum(), list(parameters.values()), allow_unused=True
+    )
+    for name, value_grad, policy_grad in zip(parameters, value_grads, policy_grads, strict=True):
+        if name in critic:
+            assert policy_grad is None and value_grad is not None and value_grad.abs().sum() > 0, name
+        else:
+            assert value_grad is None and policy_grad is not None and policy_grad.abs().sum() > 0, name
+    # The shared agent's value regression does reach the torso and the core: what "separate" removes.
+    shared = make_agent(cell="lstm", gate="ur")
+    output, _ = shared(**inputs(VECTOR, DISCRETE), state=shared.initial_state(B))
+    output.baseline.square().sum().backward()
+    assert shared.torso.layers[0].weight.grad.abs().sum() > 0
 
 
 def test_previous_action_and_clipped_previous_reward_reach_the_core() -> None:
