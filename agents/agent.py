@@ -112,7 +112,11 @@ class Agent(nn.Module):
             feedback = [action_input, reward_input]
         is_first = torch.as_tensor(is_first, device=device).bool()
         state = tuple(torch.as_tensor(tensor, device=device) for tensor in state)
-        policy_state, critic_state = state[: self.core.num_state_tensors], state[self.core.num_state_tensors :]
+        split = self.core.num_state_tensors
+        expected = split + (self.critic.core.num_state_tensors if self.critic is not None else 0)
+        if len(state) != expected:
+            raise ValueError(f"agent state has {len(state)} tensors, expected {expected} (see Agent.initial_state)")
+        policy_state, critic_state = state[:split], state[split:]
         features = self.torso(folded_obs).reshape(time, batch, -1)
         h, new_state, gates = self.core(with_feedback(features, feedback), is_first, policy_state, collect_gates)
         h_value = None

@@ -365,6 +365,11 @@ def test_a_separate_critic_unrolls_as_single_steps_and_resets_at_episode_starts(
     torch.testing.assert_close(unrolled.baseline[4:], fresh.baseline, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(unrolled.policy_logits[4:], fresh.policy_logits, atol=1e-6, rtol=1e-6)
     assert set(unrolled.gates) == set(shared(**data, state=shared.initial_state(B), collect_gates=True)[0].gates)
+    if cell != "none":  # the other's state, one core's tensors short or long, is refused rather than cut
+        with pytest.raises(ValueError, match="agent state has"):
+            agent(**data, state=shared.initial_state(B))
+        with pytest.raises(ValueError, match="agent state has"):
+            shared(**data, state=agent.initial_state(B))
 
 
 def test_a_separate_critic_keeps_the_value_regression_off_the_policy_and_the_policy_off_the_critic() -> None:
