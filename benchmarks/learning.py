@@ -148,7 +148,7 @@ BENCHMARKS = (
         "cartpole.yaml",
         0.0,
         500,
-        references=(("rl-zoo A2C (tuned), 150k steps", -86.6),),
+        references=(("rl-baselines-zoo A2C (tuned)", -86.6),),
     ),
 )
 KNOWN = {b.task.name: b for b in BENCHMARKS}
