@@ -59,8 +59,8 @@ class Core(nn.Module):
 
     def split_state(self, state: State) -> list[State]:
         """The flat state tuple -> one tuple per layer."""
-        if len(state) != sum(self._state_lengths):
-            raise ValueError(f"core state has {len(state)} tensors, expected {sum(self._state_lengths)}")
+        if len(state) != self.num_state_tensors:
+            raise ValueError(f"core state has {len(state)} tensors, expected {self.num_state_tensors}")
         parts, start = [], 0
         for length in self._state_lengths:
             parts.append(tuple(state[start : start + length]))

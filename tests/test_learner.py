@@ -384,6 +384,30 @@ def test_baseline_learns_analytic_values(kind, mode):
 
 
 @pytest.mark.slow
+def test_a_separate_critic_learns_the_analytic_values_through_its_own_torso_and_core():
+    """``agent.critic: separate`` with PopArt: the baseline, now read from the critic's own LSTM core, reaches the
+    chain's discounted values (1.75, 1.5, 1), and the value regression leaves the policy's torso and core as they were."""
+    from agents import Agent
+
+    torch.manual_seed(0)
+    config = AgentConfig(mlp_sizes=(16,), core=CoreConfig(cell="lstm", gate="ur", hidden_size=16), critic="separate")
+    agent = Agent(box(3), gym.spaces.Discrete(1), config)
+    policy_before = {k: v.clone() for k, v in agent.state_dict().items() if k.startswith(("torso.", "core."))}
+    learner = Learner(agent, learner_config(optimizer="adam", learning_rate=3e-3, discount=0.5), total_updates=300)
+    rollouts = ChainRollouts("terminate", 8, 1, agent)
+    for _ in range(300):
+        learner.update(learner.make_batch([rollouts.rollout(5)]))
+    traj = rollouts.rollout(6)
+    batch = learner.make_batch([traj])
+    with torch.no_grad():
+        output, _ = learner.agent(batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state)
+    np.testing.assert_allclose(output.baseline.numpy(), np.array([1.75, 1.5, 1.0])[traj.obs.argmax(-1)], atol=0.1)
+    # One action: log pi = 0 and the entropy is 0, so only the value regression has a gradient, and it is the critic's.
+    for key, before in policy_before.items():
+        torch.testing.assert_close(learner.agent.state_dict()[key], before, msg=key)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", AGENT_KINDS)
 def test_policy_moves_to_the_optimal_action_off_policy(kind):
     """Contextual bandit, uniform behaviour policy: pi(optimal | context) grows towards 1, and the
