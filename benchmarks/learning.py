@@ -153,7 +153,7 @@ BENCHMARKS = (
     # A second task nobody here tuned for (added 2026-12-08): dense shaped rewards, -100 for a crash and
     # +100 for coming to rest, about 300 at best; 1,000 steps at most; the threshold is gymnasium's
     # reward_threshold. Needs Box2D (requirements-extras.txt). Budget: the preset's runs level off at
-    # 100-117 by 1 M and stay there to 3 M (two runs); with a tenth of its entropy bonus one UR run of three
+    # 100-117 by 1 M and stay there to 3 M (two runs); with a tenth of its entropy bonus two UR runs of three
     # passes 200 (docs/LEARNING.md, "LunarLander-v3").
     gym_task(
         "LunarLander-v3",

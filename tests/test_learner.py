@@ -359,6 +359,19 @@ def test_get_weights_are_cpu_copies_loadable_by_an_actor_agent():
         torch.testing.assert_close(tensor, new_weights[name])
 
 
+def chain_baseline_after_training(learner: Learner, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """300 updates on the 3-state chain (8 envs, one action), then a fresh 6-step trajectory's
+    ``(baseline [T+1, 8], chain position [T+1, 8])`` under the trained agent."""
+    rollouts = ChainRollouts(mode, 8, 1, learner.agent)
+    for _ in range(300):
+        learner.update(learner.make_batch([rollouts.rollout(5)]))
+    traj = rollouts.rollout(6)
+    batch = learner.make_batch([traj])
+    with torch.no_grad():
+        output, _ = learner.agent(batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state)
+    return output.baseline.numpy(), traj.obs.argmax(-1)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", AGENT_KINDS)
 @pytest.mark.parametrize("mode", ["terminate", "truncate"])
@@ -370,17 +383,9 @@ def test_baseline_learns_analytic_values(kind, mode):
     """
     agent = build_agent(kind, box(3), gym.spaces.Discrete(1))
     config = learner_config(optimizer="adam", learning_rate=3e-3, discount=0.5, entropy_cost=0.0)
-    learner = Learner(agent, config, total_updates=300)
-    rollouts = ChainRollouts(mode, 8, 1, agent)
-    for _ in range(300):
-        learner.update(learner.make_batch([rollouts.rollout(5)]))
-    traj = rollouts.rollout(6)
-    batch = learner.make_batch([traj])
-    with torch.no_grad():
-        output, _ = learner.agent(batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state)
+    baseline, positions = chain_baseline_after_training(Learner(agent, config, total_updates=300), mode)
     expected = {"terminate": np.array([1.75, 1.5, 1.0]), "truncate": np.full(3, 2.0)}[mode]
-    positions = traj.obs.argmax(-1)
-    np.testing.assert_allclose(output.baseline.numpy(), expected[positions], atol=0.1)
+    np.testing.assert_allclose(baseline, expected[positions], atol=0.1)
 
 
 @pytest.mark.slow
@@ -394,14 +399,8 @@ def test_a_separate_critic_learns_the_analytic_values_through_its_own_torso_and_
     agent = Agent(box(3), gym.spaces.Discrete(1), config)
     policy_before = {k: v.clone() for k, v in agent.state_dict().items() if k.startswith(("torso.", "core."))}
     learner = Learner(agent, learner_config(optimizer="adam", learning_rate=3e-3, discount=0.5), total_updates=300)
-    rollouts = ChainRollouts("terminate", 8, 1, agent)
-    for _ in range(300):
-        learner.update(learner.make_batch([rollouts.rollout(5)]))
-    traj = rollouts.rollout(6)
-    batch = learner.make_batch([traj])
-    with torch.no_grad():
-        output, _ = learner.agent(batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state)
-    np.testing.assert_allclose(output.baseline.numpy(), np.array([1.75, 1.5, 1.0])[traj.obs.argmax(-1)], atol=0.1)
+    baseline, positions = chain_baseline_after_training(learner, "terminate")
+    np.testing.assert_allclose(baseline, np.array([1.75, 1.5, 1.0])[positions], atol=0.1)
     # One action: log pi = 0 and the entropy is 0, so only the value regression has a gradient, and it is the critic's.
     for key, before in policy_before.items():
         torch.testing.assert_close(learner.agent.state_dict()[key], before, msg=key)
