@@ -55,6 +55,7 @@ class LossOutputs(NamedTuple):
     entropy: Tensor  # [T, B], with gradient
     targets: Targets  # the batch's constants, shared by later passes
     log_probs: Tensor  # [T, B] log pi(a|x) of this pass, no gradient
+    pg_advantages: Tensor  # [T, B] the advantages the policy term used (divided by PopArt's std), no gradient
 
     @property
     def vtrace(self) -> VTraceReturns:
@@ -168,7 +169,7 @@ def impala_loss(
         old_action_log_probs=targets.old_log_probs,
         ppo_clip=config.ppo_clip,
     )
-    return LossOutputs(terms, entropy, targets, target_log_probs.detach())
+    return LossOutputs(terms, entropy, targets, target_log_probs.detach(), pg_advantages.detach())
 
 
 def clip_fraction(loss: LossOutputs, ppo_clip: float | None) -> Tensor:
@@ -181,7 +182,7 @@ def clip_fraction(loss: LossOutputs, ppo_clip: float | None) -> Tensor:
 
 def _loss_metrics(loss: LossOutputs, grad_norm: Tensor, clip_rho_threshold: float | None) -> Tensor:
     """The metrics computed on the device, stacked for one host copy: the first six of
-    ``LEARNER_METRICS`` (loss terms, policy entropy, grad norm), then the four ``vtrace/`` ones."""
+    ``LEARNER_METRICS`` (loss terms, policy entropy, grad norm), then the five ``vtrace/`` ones."""
     rhos = torch.exp(loss.log_rhos)
     clip_frac = torch.zeros(()) if clip_rho_threshold is None else (rhos > clip_rho_threshold).float().mean()
     values = [
@@ -195,13 +196,26 @@ def _loss_metrics(loss: LossOutputs, grad_norm: Tensor, clip_rho_threshold: floa
         clip_frac.to(rhos.device),
         loss.vtrace.vs.mean(),
         loss.vtrace.pg_advantages.mean(),
+        loss.pg_advantages.square().mean().sqrt(),
     ]
     return torch.stack([v.detach().float() for v in values])
 
 
 # Agent keys added after checkpoints were first written, with the value every older checkpoint has: a key
 # at that value is left out of the record, so that those checkpoints still load; any other value is recorded.
-KEYS_RECORDED_AWAY_FROM = {"head_sizes": (), "prev_action_reward": True, "layer_norm": False}
+KEYS_RECORDED_AWAY_FROM = {"head_sizes": (), "prev_action_reward": True, "layer_norm": False, "critic": "shared"}
+
+
+def without_keys_at_old_values(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` less the keys of ``KEYS_RECORDED_AWAY_FROM`` that hold their old value. Applied to both
+    records a load compares, so a checkpoint written before a key existed, or while it was still recorded
+    at its old value, loads into today's learner."""
+    kept = dict(config)
+    for key, old_value in KEYS_RECORDED_AWAY_FROM.items():
+        value = kept.get(key, old_value)
+        if value == old_value or (isinstance(value, list | tuple) and tuple(value) == old_value):
+            kept.pop(key, None)
+    return kept
 
 
 def model_config(agent_config: Any) -> dict[str, Any] | None:
@@ -216,10 +230,7 @@ def model_config(agent_config: Any) -> dict[str, Any] | None:
     if isinstance(config.get("core"), dict):
         config["core"].pop("compile", None)
         config["core"].pop("compile_chunk", None)
-    for key, old_value in KEYS_RECORDED_AWAY_FROM.items():
-        if config.get(key, old_value) == old_value:
-            config.pop(key, None)
-    return config
+    return without_keys_at_old_values(config)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -234,7 +245,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _first_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | None:
     """A one-line description of the first difference between two checkpoint metadata records."""
-    saved_config, current_config = _flatten(saved["agent_config"] or {}), _flatten(current["agent_config"] or {})
+    saved_config = _flatten(without_keys_at_old_values(saved["agent_config"] or {}))
+    current_config = _flatten(current["agent_config"] or {})
     if saved["agent_config"] is not None and current["agent_config"] is not None:
         for key in sorted(set(saved_config) | set(current_config)):
             if saved_config.get(key) != current_config.get(key):

@@ -33,7 +33,10 @@ OPTIM_SKIPPED_STEPS = "optim/skipped_steps"  # cumulative count of non-finite st
 VTRACE_RHO_MEAN = "vtrace/rho_mean"
 VTRACE_RHO_CLIP_FRAC = "vtrace/rho_clip_frac"  # fraction of rho_t above clip_rho_threshold
 VTRACE_VS_MEAN = "vtrace/vs_mean"
-VTRACE_ADVANTAGE_MEAN = "vtrace/advantage_mean"
+VTRACE_ADVANTAGE_MEAN = "vtrace/advantage_mean"  # in return units
+# Root mean square of the advantages as the policy term weighs them (with PopArt, divided by its std): the
+# size of the policy gradient's per-step weight, to read beside learner.entropy_cost, the entropy term's.
+VTRACE_ADVANTAGE_RMS = "vtrace/advantage_rms"
 
 PERF_ENV_STEPS_PER_S = "perf/env_steps_per_s"
 PERF_LEARNER_MS = "perf/learner_ms"
@@ -62,6 +65,7 @@ LEARNER_METRICS = (
     VTRACE_RHO_CLIP_FRAC,
     VTRACE_VS_MEAN,
     VTRACE_ADVANTAGE_MEAN,
+    VTRACE_ADVANTAGE_RMS,
     PERF_LEARNER_MS,
     OPTIM_SKIPPED_STEPS,
     VALUE_NORM_MEAN,

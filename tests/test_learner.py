@@ -50,12 +50,18 @@ def build_agent(
     head_sizes=(),
     prev_action_reward=True,
     layer_norm=False,
+    critic="shared",
 ):
     torch.manual_seed(seed)
     cell = "lstm" if kind == "tiny" else real_cell()
     core = CoreConfig(cell=cell, gate=gate, hidden_size=hidden)
     config = AgentConfig(
-        mlp_sizes=(16,), core=core, head_sizes=head_sizes, prev_action_reward=prev_action_reward, layer_norm=layer_norm
+        mlp_sizes=(16,),
+        core=core,
+        head_sizes=head_sizes,
+        prev_action_reward=prev_action_reward,
+        layer_norm=layer_norm,
+        critic=critic,
     )
     if kind == "tiny":
         return TinyAgent(obs_space, action_space, config)
@@ -327,6 +333,28 @@ def test_checkpoint_from_another_model_fails_naming_the_mismatch(tmp_path):
     assert normed.metadata()["agent_config"]["layer_norm"] is True
     with pytest.raises(ValueError, match="layer_norm is None in the checkpoint, True here"):
         normed.load_checkpoint(tmp_path / "real.pt")
+    # And a critic with its own torso and core.
+    assert "critic" not in real.metadata()["agent_config"]
+    apart = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), critic="separate"), learner_config(), 10)
+    with pytest.raises(ValueError, match="critic is None in the checkpoint, 'separate' here"):
+        apart.load_checkpoint(tmp_path / "real.pt")
+
+
+@pytest.mark.parametrize("recorded", ["absent", "at_old_value"])
+def test_a_checkpoint_recording_a_newer_key_at_its_old_value_or_not_at_all_loads(recorded, tmp_path):
+    """Checkpoints written before ``agent.critic`` existed lack the key; those written while it was recorded
+    at its old value ('shared') have it: both are the model of today's default and resume (2026-12-08: the
+    delay-200 runs of 2026-12-07 could not be resumed for a longer budget)."""
+    learner = Learner(build_agent("real", box(3), gym.spaces.Discrete(2)), learner_config(), 10)
+    state = learner.state_dict()
+    config = state["metadata"]["agent_config"]
+    config.pop("critic", None)
+    if recorded == "at_old_value":
+        config.update(critic="shared", layer_norm=False, prev_action_reward=True, head_sizes=[])
+    fresh = Learner(build_agent("real", box(3), gym.spaces.Discrete(2), seed=1), learner_config(), 10)
+    fresh.load_state_dict(state)
+    for got, saved in zip(fresh.agent.state_dict().values(), learner.agent.state_dict().values(), strict=True):
+        torch.testing.assert_close(got, saved)
 
 
 def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -150,6 +150,27 @@ def test_loss_regresses_normalised_values_and_divides_advantages_by_std():
     np.testing.assert_allclose(loss.terms.baseline.item(), expected_baseline, rtol=1e-4)
     np.testing.assert_allclose(loss.terms.pg.item(), expected_pg, rtol=1e-4)
     np.testing.assert_allclose(loss.vtrace.vs.numpy(), vs, atol=1e-4)  # V-trace itself runs on returns
+    np.testing.assert_allclose(loss.pg_advantages.numpy(), pg / 4.0, atol=1e-5)
+
+
+def test_the_advantage_rms_metric_is_that_of_the_advantages_the_policy_term_weighs():
+    """``vtrace/advantage_rms`` is in PopArt's units (divided by its std); ``vtrace/advantage_mean`` in returns."""
+    agent = real_agent()
+    with torch.no_grad():
+        agent.value_head.mean.fill_(-1.0)
+        agent.value_head.std.fill_(3.0)
+    traj, batch = chain_batch(agent, seed=2)
+    with torch.no_grad():
+        output, _ = agent(batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state)
+    values = output.baseline.double().numpy()
+    log_probs = torch.log_softmax(output.policy_logits[:-1].double(), -1).numpy()
+    taken = np.take_along_axis(log_probs, traj.action[:-1][..., None], -1)[..., 0]
+    discounts = 0.9 * (1.0 - (traj.terminated[:-1] | traj.truncated[:-1]))
+    _, pg = naive_vtrace(taken - np.log(1 / 3), discounts, traj.reward[:-1], values[:-1], values[-1], 1.0, 1.0, 1.0)
+    config = LearnerConfig(device="cpu", optimizer="adam", learning_rate=1e-12, discount=0.9)
+    metrics = Learner(agent, config, total_updates=10).update(batch)
+    assert metrics["vtrace/advantage_rms"] == pytest.approx(np.sqrt(np.mean((pg / 3.0) ** 2)), rel=1e-4)
+    assert metrics["vtrace/advantage_mean"] == pytest.approx(np.mean(pg), rel=1e-4, abs=1e-6)
 
 
 def test_an_update_moves_the_statistics_without_moving_the_baseline():
