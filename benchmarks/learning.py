@@ -153,8 +153,9 @@ BENCHMARKS = (
     # A second task nobody here tuned for (added 2026-12-08): dense shaped rewards, -100 for a crash and
     # +100 for coming to rest, about 300 at best; 1,000 steps at most; the threshold is gymnasium's
     # reward_threshold. Needs Box2D (requirements-extras.txt). Budget: the preset's runs level off at
-    # 100-117 by 1 M and stay there to 3 M (two runs); with a tenth of its entropy bonus two UR runs of three
-    # passes 200 (docs/LEARNING.md, "LunarLander-v3").
+    # 100-117 by 1 M and stay there to 3 M (two runs); at 2 M its nine runs end at 100-127, none at 200
+    # (2026-12-08); with a tenth of its entropy bonus two UR runs of three pass 200 (docs/LEARNING.md,
+    # "LunarLander-v3").
     gym_task(
         "LunarLander-v3",
         "LunarLander-v3",
