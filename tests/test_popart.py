@@ -129,6 +129,17 @@ def real_agent(hidden=8):
     return Agent(gym.spaces.Box(0.0, 1.0, shape=(3,), dtype=np.float32), gym.spaces.Discrete(3), config)
 
 
+def reference_vtrace(output, traj, discount):
+    """The float64 reference of the batch's V-trace under ``output`` (the chain's behaviour policy is
+    uniform over 3 actions; every threshold 1): ``(values [T+1, B], log pi(a_t) [T, B], vs, pg advantages)``."""
+    values = output.baseline.detach().double().numpy()
+    log_probs = torch.log_softmax(output.policy_logits[:-1].detach().double(), -1).numpy()
+    taken = np.take_along_axis(log_probs, traj.action[:-1][..., None], -1)[..., 0]
+    discounts = discount * (1.0 - (traj.terminated[:-1] | traj.truncated[:-1]))
+    vs, pg = naive_vtrace(taken - np.log(1 / 3), discounts, traj.reward[:-1], values[:-1], values[-1], 1.0, 1.0, 1.0)
+    return values, taken, vs, pg
+
+
 def test_loss_regresses_normalised_values_and_divides_advantages_by_std():
     agent = real_agent()
     with torch.no_grad():
@@ -139,12 +150,7 @@ def test_loss_regresses_normalised_values_and_divides_advantages_by_std():
     output, _ = agent(batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state)
     loss = impala_loss(batch, output, agent.distribution, config, agent.value_head)
 
-    values = output.baseline.detach().double().numpy()
-    log_probs = torch.log_softmax(output.policy_logits[:-1].double(), -1).detach().numpy()
-    actions = traj.action[:-1]
-    taken = np.take_along_axis(log_probs, actions[..., None], -1)[..., 0]
-    discounts = 0.9 * (1.0 - (traj.terminated[:-1] | traj.truncated[:-1]))
-    vs, pg = naive_vtrace(taken - np.log(1 / 3), discounts, traj.reward[:-1], values[:-1], values[-1], 1.0, 1.0, 1.0)
+    values, taken, vs, pg = reference_vtrace(output, traj, discount=0.9)
     expected_baseline = 0.5 * 0.5 * np.sum(((vs - 2.5) / 4.0 - (values[:-1] - 2.5) / 4.0) ** 2)
     expected_pg = -np.sum(taken * pg / 4.0)
     np.testing.assert_allclose(loss.terms.baseline.item(), expected_baseline, rtol=1e-4)
@@ -162,11 +168,7 @@ def test_the_advantage_rms_metric_is_that_of_the_advantages_the_policy_term_weig
     traj, batch = chain_batch(agent, seed=2)
     with torch.no_grad():
         output, _ = agent(batch.obs, batch.prev_action, batch.prev_reward, batch.is_first, batch.initial_state)
-    values = output.baseline.double().numpy()
-    log_probs = torch.log_softmax(output.policy_logits[:-1].double(), -1).numpy()
-    taken = np.take_along_axis(log_probs, traj.action[:-1][..., None], -1)[..., 0]
-    discounts = 0.9 * (1.0 - (traj.terminated[:-1] | traj.truncated[:-1]))
-    _, pg = naive_vtrace(taken - np.log(1 / 3), discounts, traj.reward[:-1], values[:-1], values[-1], 1.0, 1.0, 1.0)
+    *_, pg = reference_vtrace(output, traj, discount=0.9)
     config = LearnerConfig(device="cpu", optimizer="adam", learning_rate=1e-12, discount=0.9)
     metrics = Learner(agent, config, total_updates=10).update(batch)
     assert metrics["vtrace/advantage_rms"] == pytest.approx(np.sqrt(np.mean((pg / 3.0) ** 2)), rel=1e-4)
